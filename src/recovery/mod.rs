@@ -1,0 +1,1 @@
+//! recovery (in progress)
