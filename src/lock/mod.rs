@@ -3,17 +3,24 @@
 //! * [`parse_lock_key`] turns a BranchRegister's `lockKey` into [`RowLock`]s exactly as Seata
 //!   does (early exits included); [`row_key`] is the unit of mutual exclusion.
 //! * [`LockOptions`] reads `autoCommit` / `skipCheckLock` from the branch's `applicationData`.
+//! * [`LockTable`] holds the locks: all-or-nothing acquire that never waits, re-entrant per xid,
+//!   fail-fast when the holder is rolling back, release by branch or by xid.
 //!
 //! Everything here is plain in-memory logic: no I/O, no `.await`. The design (data structure,
 //! lock order, differences from Seata) is in `docs/LOCKS.md`.
 
 mod key;
 mod options;
+mod table;
 
 use seata_protocol::ExceptionCode;
 
 pub use key::{parse_lock_key, parse_lock_key_limited, row_key, RowLock, ROW_KEY_SEPARATOR};
 pub use options::LockOptions;
+pub use table::{
+    AcquireOutcome, LockFilter, LockInfo, LockOwner, LockTable, LockTableConfig,
+    DEFAULT_MAX_ROWS_PER_ACQUIRE, DEFAULT_SHARDS,
+};
 
 /// A row another global transaction holds, found while acquiring.
 #[derive(Debug, Clone, PartialEq, Eq)]
