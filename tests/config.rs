@@ -274,6 +274,38 @@ mod config {
         assert_eq!(s.files.len(), 3);
     }
 
+    #[test]
+    fn every_key_of_stock_config_txt_is_known() {
+        // config.txt holds Seata's flat keys as `key=value` lines, which the legacy parser reads.
+        // Loaded as a file.conf, none of its server keys may be unknown.
+        let Some(samples) = samples() else { return };
+        let dir = tempdir();
+        let conf = dir.path().join("config-txt.conf");
+        fs::copy(samples.join("config.txt"), &conf).unwrap();
+        let s = load_ok(&cli_for(&conf), &HashMap::new());
+        assert_eq!(s.store.db.query_limit, 100);
+        assert_eq!(s.store.db.min_conn, 5);
+        assert_eq!(s.store.db.max_conn, 30);
+        assert_eq!(s.transport.rpc_tc_request_timeout, Duration::from_secs(30));
+        assert_eq!(s.transport.shutdown_wait, Duration::from_secs(3));
+        assert_eq!(
+            s.server.distributed_lock_expire_time,
+            Duration::from_secs(10)
+        );
+        assert!(s.metrics.enabled);
+        let ignored = ignored(&s);
+        for key in [
+            "client.rm.lock.retryTimes",
+            "server.raft.applyBatch",
+            "transport.threadFactory.bossThreadSize",
+        ] {
+            assert!(
+                ignored.contains(&key.to_owned()),
+                "{key} not in {ignored:?}"
+            );
+        }
+    }
+
     // ---- precedence --------------------------------------------------------------------------
 
     const FILE_CONF: &str = r#"
