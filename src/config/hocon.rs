@@ -118,7 +118,7 @@ impl Parser {
                 Some(_) => {}
             }
             let key = self.key()?;
-            if prefix.is_empty() && key.len() == 1 && key[0] == "include" {
+            if prefix.is_empty() && key == ["include"] {
                 return self.err("`include` is not supported");
             }
             let mut path = prefix.to_vec();
