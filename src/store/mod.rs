@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 
+pub mod contract;
 pub mod group_commit;
 
 pub use group_commit::WriteStats;
