@@ -23,8 +23,10 @@ use std::sync::Arc;
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 
 pub mod contract;
+pub mod file;
 pub mod group_commit;
 
+pub use file::{FileStore, FileStoreOptions};
 pub use group_commit::WriteStats;
 
 /// One row of `global_table`: a global transaction as stored.
