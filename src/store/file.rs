@@ -422,7 +422,7 @@ impl BatchExecutor for SqliteExecutor {
                     if attempts >= MAX_ATTEMPTS {
                         return Err(error);
                     }
-                    tracing::debug!(error = %error, "a request aborted its batch; retrying without it");
+                    tracing::warn!(error = %error, "a request aborted its batch; retrying without it");
                     if let Some(slot) = settled.get_mut(request) {
                         *slot = Some(Err(error));
                     }

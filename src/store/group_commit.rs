@@ -265,21 +265,18 @@ impl<E: BatchExecutor> Writer<E> {
             .await;
         let size = ops.len();
         ops.clear();
-        let healthy = match outcome {
+        match outcome {
             Ok(Ok(results)) if results.len() == size => {
                 self.shared.count_batch(size, false);
                 for (reply, result) in replies.drain(..).zip(results) {
                     let _ = reply.send(result);
                 }
-                true
-            }
-            Ok(Ok(results)) => {
-                tracing::error!(
+                tracing::debug!(
                     requests = size,
-                    results = results.len(),
-                    "store executor returned the wrong number of results"
+                    elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    "store batch committed"
                 );
-                false
+                return true;
             }
             Ok(Err(e)) => {
                 self.shared.count_batch(size, true);
@@ -287,26 +284,31 @@ impl<E: BatchExecutor> Writer<E> {
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(e.clone()));
                 }
-                true
+                return true;
             }
-            Err(_) => {
-                tracing::error!(requests = size, "store executor panicked; the writer stops");
-                false
-            }
-        };
-        if healthy {
-            tracing::debug!(
+            Ok(Ok(results)) => tracing::error!(
                 requests = size,
-                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                "store batch committed"
-            );
-        } else {
-            self.shared.count_batch(size, true);
-            for reply in replies.drain(..) {
-                let _ = reply.send(Err(StoreError::WriterStopped));
+                results = results.len(),
+                "store executor returned the wrong number of results; the writer stops"
+            ),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(no message)");
+                tracing::error!(
+                    requests = size,
+                    panic = message,
+                    "store executor panicked; the writer stops"
+                );
             }
         }
-        healthy
+        self.shared.count_batch(size, true);
+        for reply in replies.drain(..) {
+            let _ = reply.send(Err(StoreError::WriterStopped));
+        }
+        false
     }
 
     /// Marks the writer as ended and answers everything still queued with `error`; a pending
