@@ -14,6 +14,8 @@
 //! * [`store`]: the durable record of every state change (embedded file store, MySQL, PostgreSQL).
 //! * [`recovery`]: the periodic jobs (async commit, retries, timeouts, undo-log delete).
 
+pub mod app;
+pub mod client;
 pub mod config;
 pub mod coordinator;
 pub mod lock;

@@ -1,1 +1,231 @@
-//! coordinator (in progress)
+//! The transaction coordinator: Seata's TC rules, typed request in, typed response out.
+//!
+//! No sockets and no SQL here: RMs are reached through [`ResourceManagers`] and durability
+//! through [`SessionStore`]. Memory is the truth for live sessions; every state change is
+//! written to the store *before* the answer that reports it (ARCHITECTURE.md, decisions 1 and 2).
+//!
+//! # Concurrency and lock order
+//!
+//! Each global session sits behind its own `tokio::sync::Mutex` ([`entry::SessionEntry`]):
+//! transitions of one transaction are serialised, different transactions never wait on each other.
+//! The mutex is held across store writes (so the answer and the stored state agree) but **never**
+//! across a phase-two request to an RM: phase two snapshots the branches, releases the mutex, and
+//! re-takes it per result. A per-session `driving` flag keeps the TM path and the recovery jobs
+//! from driving the same session's phase two at once.
+//!
+//! Lock order: session mutex, then the row-lock table (whose shard locks are std mutexes taken
+//! only inside non-async calls). The session map (`DashMap`) is never held across an `.await`:
+//! entries are cloned out as `Arc`s first.
+
+mod entry;
+mod error;
+mod jobs;
+mod phase2;
+mod requests;
+mod rm;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio_util::task::TaskTracker;
+
+pub use entry::SessionEntry;
+pub use error::TxError;
+pub use jobs::RecoveryStats;
+pub use rm::{BranchCall, Phase2, ResourceManagers, SendError};
+
+use crate::lock::LockTable;
+use crate::session::IdGenerator;
+use crate::store::SessionStore;
+
+/// Wall-clock milliseconds since the Unix epoch; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// The settings the coordinator acts on (Seata's `seata.server.*` keys, TC-BEHAVIOR §8.4).
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// The address written into XIDs: the IP clients reach this node by.
+    pub host: String,
+    /// The RPC port written into XIDs.
+    pub port: u16,
+    /// Snowflake worker id (`-n`).
+    pub server_node: u16,
+    /// `max-commit-retry-timeout`: give up retrying a commit this long after begin (None = never).
+    pub max_commit_retry_timeout: Option<Duration>,
+    /// `max-rollback-retry-timeout`.
+    pub max_rollback_retry_timeout: Option<Duration>,
+    /// `rollback-retry-timeout-unlock-enable`.
+    pub rollback_retry_timeout_unlock: bool,
+    /// `retry-dead-threshold`: adopt Committing/Rollbacking sessions this long after begin.
+    pub dead_threshold: Duration,
+    /// `xaer-nota-retry-timeout`.
+    pub xaer_nota_retry_timeout: Duration,
+    /// `application-data-limit` in bytes.
+    pub application_data_limit: usize,
+    /// `application-data-limit-check`.
+    pub application_data_limit_check: bool,
+    /// The recovery jobs' period (the smallest of Seata's four retry periods).
+    pub recovery_period: Duration,
+    /// The longest pause between two retries of one failing session (our bounded backoff).
+    pub max_retry_backoff: Duration,
+    /// `undo.log-save-days`.
+    pub undo_log_save_days: i16,
+    /// `undo.log-delete-period`.
+    pub undo_log_delete_period: Duration,
+    /// How long a request waits for a session another request holds (`FailedLockGlobalTransaction`).
+    pub session_lock_timeout: Duration,
+    /// Most sessions driven through phase two at once by the recovery jobs.
+    pub max_concurrent_phase2: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            host: "127.0.0.1".into(),
+            port: 8091,
+            server_node: 1,
+            max_commit_retry_timeout: None,
+            max_rollback_retry_timeout: None,
+            rollback_retry_timeout_unlock: false,
+            dead_threshold: Duration::from_millis(130_000),
+            xaer_nota_retry_timeout: Duration::from_millis(60_000),
+            application_data_limit: 64_000,
+            application_data_limit_check: false,
+            recovery_period: Duration::from_millis(1000),
+            max_retry_backoff: Duration::from_secs(60),
+            undo_log_save_days: 7,
+            undo_log_delete_period: Duration::from_millis(86_400_000),
+            session_lock_timeout: Duration::from_secs(2),
+            max_concurrent_phase2: 256,
+        }
+    }
+}
+
+/// Who sent a request: taken from the connection's registration, never from the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The registered application id.
+    pub application_id: String,
+    /// The registered transaction service group.
+    pub transaction_service_group: String,
+    /// `applicationId:ip:port` of the connection.
+    pub client_id: String,
+}
+
+/// The coordinator: cheap to clone, shared by every connection and job.
+#[derive(Clone)]
+pub struct Coordinator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: CoordinatorConfig,
+    store: Arc<dyn SessionStore>,
+    locks: LockTable,
+    rms: Arc<dyn ResourceManagers>,
+    sessions: DashMap<String, Arc<SessionEntry>>,
+    ids: IdGenerator,
+    clock: Clock,
+    tasks: TaskTracker,
+    phase2_slots: Arc<tokio::sync::Semaphore>,
+    /// Last time a phase-two failure of a branch was logged, to log it at most once a minute.
+    quiet: DashMap<i64, std::time::Instant>,
+    stats: jobs::Counters,
+}
+
+impl Coordinator {
+    /// A coordinator over `store`, reaching RMs through `rms`.
+    pub fn new(
+        cfg: CoordinatorConfig,
+        store: Arc<dyn SessionStore>,
+        rms: Arc<dyn ResourceManagers>,
+    ) -> Self {
+        Self::with_clock(cfg, store, rms, system_clock())
+    }
+
+    /// As [`Coordinator::new`] with an explicit clock (tests).
+    pub fn with_clock(
+        cfg: CoordinatorConfig,
+        store: Arc<dyn SessionStore>,
+        rms: Arc<dyn ResourceManagers>,
+        clock: Clock,
+    ) -> Self {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            cfg.max_concurrent_phase2.max(1),
+        ));
+        Coordinator {
+            inner: Arc::new(Inner {
+                ids: IdGenerator::new(cfg.server_node),
+                cfg,
+                store,
+                locks: LockTable::new(),
+                rms,
+                sessions: DashMap::new(),
+                clock,
+                tasks: TaskTracker::new(),
+                phase2_slots: slots,
+                quiet: DashMap::new(),
+                stats: jobs::Counters::default(),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.inner.cfg
+    }
+
+    /// The AT row-lock table (read by the console).
+    pub fn locks(&self) -> &LockTable {
+        &self.inner.locks
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// Every live session entry (the console and metrics read them).
+    pub fn sessions(&self) -> Vec<Arc<SessionEntry>> {
+        self.inner
+            .sessions
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
+    }
+
+    /// The live session of `xid`.
+    pub fn session(&self, xid: &str) -> Option<Arc<SessionEntry>> {
+        self.inner.sessions.get(xid).map(|e| Arc::clone(e.value()))
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    fn now(&self) -> i64 {
+        (self.inner.clock)()
+    }
+
+    /// Waits for the phase-two work started in the background (used at shutdown).
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        self.inner.tasks.close();
+        let done = tokio::time::timeout(deadline, self.inner.tasks.wait())
+            .await
+            .is_ok();
+        self.inner.tasks.reopen();
+        done
+    }
+}

@@ -1,0 +1,564 @@
+//! Request handlers: what the TC answers to each TM and RM request (TC-BEHAVIOR §3, §2.8).
+
+use std::sync::Arc;
+
+use seata_protocol::message::{
+    BranchRegisterRequest, BranchRegisterResponse, BranchReportRequest, BranchReportResponse,
+    GlobalBeginRequest, GlobalBeginResponse, GlobalEndResponse, GlobalLockQueryResponse,
+    GlobalReportRequest, ResultHead,
+};
+use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
+use tokio::sync::MutexGuard;
+use tracing::{debug, info, warn};
+
+use super::entry::SessionEntry;
+use super::phase2::Outcome;
+use super::{ClientInfo, Coordinator, TxError};
+use crate::lock::{parse_lock_key_limited, LockOptions, LockOwner};
+use crate::session::{
+    is_success_end, keeps_locks_when_failed, transaction_id_of, xid_of, GlobalSession,
+};
+use crate::store::{BranchRecord, GlobalRecord, StoreOp};
+
+impl Coordinator {
+    pub(super) async fn lock_entry<'a>(
+        &self,
+        entry: &'a SessionEntry,
+    ) -> Result<MutexGuard<'a, GlobalSession>, TxError> {
+        tokio::time::timeout(self.inner.cfg.session_lock_timeout, entry.lock())
+            .await
+            .map_err(|_| TxError::SessionBusy(entry.xid.clone()))
+    }
+
+    /// Writes `extra` plus the status change to the store, then changes it in memory.
+    pub(super) async fn transition(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+        to: GlobalStatus,
+        mut extra: Vec<StoreOp>,
+    ) -> Result<(), TxError> {
+        extra.push(StoreOp::UpdateGlobalStatus {
+            xid: s.global.xid.clone(),
+            expected: Some(s.status()),
+            status: to,
+        });
+        self.inner.store.apply(extra).await?;
+        entry.set_status(s, to);
+        Ok(())
+    }
+
+    /// Ends a session with a success status: delete it (and its branches) from the store, release
+    /// all its row locks, forget it (TC-BEHAVIOR §2.2; finished at once in every store mode).
+    pub(super) async fn end_success(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+        status: GlobalStatus,
+    ) -> Result<(), TxError> {
+        debug_assert!(is_success_end(status));
+        self.inner
+            .store
+            .apply(vec![StoreOp::RemoveGlobal {
+                xid: s.global.xid.clone(),
+            }])
+            .await?;
+        entry.set_status(s, status);
+        s.branches.clear();
+        self.inner.locks.release_global(&s.global.xid);
+        self.inner.sessions.remove(&s.global.xid);
+        self.inner.stats.ended(status);
+        info!(xid = %s.global.xid, status = %status, "global transaction finished");
+        Ok(())
+    }
+
+    /// Ends a session with a failure status: it stays (stored and in memory) for an operator;
+    /// AT locks stay held where the data needs protecting (TC-BEHAVIOR §2.3).
+    pub(super) async fn end_failed(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+        status: GlobalStatus,
+        extra: Vec<StoreOp>,
+    ) -> Result<(), TxError> {
+        self.transition(entry, s, status, extra).await?;
+        if !keeps_locks_when_failed(status, self.inner.cfg.rollback_retry_timeout_unlock) {
+            self.inner.locks.release_global(&s.global.xid);
+        }
+        self.inner.stats.ended(status);
+        tracing::error!(xid = %s.global.xid, status = %status, "global transaction ended in a failure status: needs an operator");
+        Ok(())
+    }
+
+    /// GlobalBegin: a new session in Begin, stored before the XID is answered.
+    pub async fn begin(&self, client: &ClientInfo, req: GlobalBeginRequest) -> GlobalBeginResponse {
+        let cfg = &self.inner.cfg;
+        let transaction_id = self.inner.ids.next_id();
+        let xid = xid_of(&cfg.host, cfg.port, transaction_id);
+        let record = GlobalRecord {
+            xid: xid.clone(),
+            transaction_id,
+            status: GlobalStatus::Begin,
+            application_id: client.application_id.clone(),
+            transaction_service_group: client.transaction_service_group.clone(),
+            transaction_name: req.transaction_name,
+            timeout_ms: req.timeout,
+            begin_time_ms: self.now(),
+            application_data: None,
+        };
+        if let Err(e) = self
+            .inner
+            .store
+            .apply(vec![StoreOp::InsertGlobal(record.clone())])
+            .await
+        {
+            let e = TxError::from(e);
+            warn!(error = %e, "global begin failed");
+            return GlobalBeginResponse {
+                result: e.result_head(),
+                xid: String::new(),
+                extra_data: String::new(),
+            };
+        }
+        let entry = Arc::new(SessionEntry::new(GlobalSession::new(record)));
+        self.inner.sessions.insert(xid.clone(), entry);
+        self.inner.stats.began();
+        info!(xid = %xid, timeout = req.timeout, "global transaction began");
+        GlobalBeginResponse {
+            result: ResultHead::success(),
+            xid,
+            extra_data: String::new(),
+        }
+    }
+
+    /// GlobalStatus: the stored status, or Finished for an unknown XID.
+    pub async fn global_status(&self, xid: &str) -> GlobalEndResponse {
+        GlobalEndResponse::success(
+            self.session(xid)
+                .map_or(GlobalStatus::Finished, |e| e.status()),
+        )
+    }
+
+    /// The answer for a failed commit/rollback: the error plus the re-read status (§0.6).
+    fn failed_end(&self, xid: &str, e: &TxError) -> GlobalEndResponse {
+        let status = self
+            .session(xid)
+            .map_or(GlobalStatus::Finished, |e| e.status());
+        GlobalEndResponse {
+            result: e.result_head(),
+            global_status: status,
+        }
+    }
+
+    /// GlobalCommit (TC-BEHAVIOR §3.5, §2.4, §2.8).
+    pub async fn commit(&self, xid: &str) -> GlobalEndResponse {
+        let Some(entry) = self.session(xid) else {
+            return GlobalEndResponse::success(GlobalStatus::Finished);
+        };
+        match self.commit_inner(&entry).await {
+            Ok(status) => GlobalEndResponse::success(status),
+            Err(e) => {
+                warn!(xid, error = %e, "global commit failed");
+                self.failed_end(xid, &e)
+            }
+        }
+    }
+
+    async fn commit_inner(&self, entry: &Arc<SessionEntry>) -> Result<GlobalStatus, TxError> {
+        let mut s = self.lock_entry(entry).await?;
+        match s.status() {
+            GlobalStatus::Begin => {}
+            GlobalStatus::AsyncCommitting => return Ok(GlobalStatus::Committed),
+            other => return Ok(other), // a repeat, or a concurrent operation: idempotent
+        }
+        // Deviation (TC-BEHAVIOR §11): the timeout is checked only in Begin, and the session is
+        // moved to TimeoutRollbacking at once so the answer matches the stored state.
+        if s.is_timed_out(self.now()) {
+            self.begin_timeout_rollback(entry, &mut s).await?;
+            drop(s);
+            self.spawn_drive(Arc::clone(entry));
+            return Ok(GlobalStatus::TimeoutRollbacking);
+        }
+        let xid = s.global.xid.clone();
+        if s.can_be_committed_async() {
+            self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, vec![])
+                .await?;
+            s.active = false;
+            self.inner.locks.release_global(&xid);
+            drop(s);
+            self.spawn_drive(Arc::clone(entry));
+            return Ok(GlobalStatus::Committed);
+        }
+        self.transition(entry, &mut s, GlobalStatus::Committing, vec![])
+            .await?;
+        s.active = false;
+        self.inner.locks.release_global(&xid);
+        let Some(guard) = entry.try_drive() else {
+            return Ok(GlobalStatus::Committing);
+        };
+        drop(s);
+        let (outcome, removed) = self.commit_branches(entry, false).await;
+        let mut s = self.lock_entry(entry).await?;
+        let status = match outcome {
+            Outcome::Done => {
+                self.end_success(entry, &mut s, GlobalStatus::Committed)
+                    .await?;
+                GlobalStatus::Committed
+            }
+            Outcome::OnlyAsyncLeft => {
+                self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, removed)
+                    .await?;
+                drop(s);
+                drop(guard);
+                self.spawn_drive(Arc::clone(entry));
+                return Ok(GlobalStatus::Committed);
+            }
+            Outcome::Retryable => {
+                self.transition(entry, &mut s, GlobalStatus::CommitRetrying, removed)
+                    .await?;
+                GlobalStatus::CommitRetrying
+            }
+            Outcome::Unretryable => {
+                self.end_failed(entry, &mut s, GlobalStatus::CommitFailed, removed)
+                    .await?;
+                GlobalStatus::CommitFailed
+            }
+            Outcome::Failed(msg) => {
+                self.transition(entry, &mut s, GlobalStatus::CommitRetrying, removed)
+                    .await?;
+                return Err(TxError::Phase2(msg));
+            }
+        };
+        Ok(status)
+    }
+
+    /// Begin → TimeoutRollbacking (T10): the locks become "rolling back" first.
+    pub(super) async fn begin_timeout_rollback(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+    ) -> Result<(), TxError> {
+        self.transition(entry, s, GlobalStatus::TimeoutRollbacking, vec![])
+            .await?;
+        s.active = false;
+        self.inner.locks.mark_rollbacking(&s.global.xid);
+        info!(xid = %s.global.xid, "global transaction timed out; rolling back");
+        Ok(())
+    }
+
+    /// GlobalRollback (TC-BEHAVIOR §3.6, §2.5).
+    pub async fn rollback(&self, xid: &str) -> GlobalEndResponse {
+        let Some(entry) = self.session(xid) else {
+            return GlobalEndResponse::success(GlobalStatus::Finished);
+        };
+        match self.rollback_inner(&entry).await {
+            Ok(status) => GlobalEndResponse::success(status),
+            Err(e) => {
+                warn!(xid, error = %e, "global rollback failed");
+                self.failed_end(xid, &e)
+            }
+        }
+    }
+
+    async fn rollback_inner(&self, entry: &Arc<SessionEntry>) -> Result<GlobalStatus, TxError> {
+        let mut s = self.lock_entry(entry).await?;
+        if s.status() != GlobalStatus::Begin {
+            s.active = false;
+            return Ok(s.status());
+        }
+        self.transition(entry, &mut s, GlobalStatus::Rollbacking, vec![])
+            .await?;
+        s.active = false;
+        self.inner.locks.mark_rollbacking(&s.global.xid);
+        let Some(guard) = entry.try_drive() else {
+            return Ok(GlobalStatus::Rollbacking);
+        };
+        drop(s);
+        let (outcome, removed) = self.rollback_branches(entry, false).await;
+        let mut s = self.lock_entry(entry).await?;
+        let status = self
+            .finish_rollback(entry, &mut s, outcome, removed, false)
+            .await?;
+        drop(guard);
+        status
+    }
+
+    /// Applies a rollback outcome; `retrying` keeps the status on a retryable failure.
+    pub(super) async fn finish_rollback(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+        outcome: Outcome,
+        removed: Vec<StoreOp>,
+        retrying: bool,
+    ) -> Result<Result<GlobalStatus, TxError>, TxError> {
+        let timeout = s.status().is_timeout();
+        let retry_status = if timeout {
+            GlobalStatus::TimeoutRollbackRetrying
+        } else {
+            GlobalStatus::RollbackRetrying
+        };
+        Ok(match outcome {
+            Outcome::Done | Outcome::OnlyAsyncLeft => {
+                let end = if timeout {
+                    GlobalStatus::TimeoutRollbacked
+                } else {
+                    GlobalStatus::Rollbacked
+                };
+                self.end_success(entry, s, end).await?;
+                Ok(end)
+            }
+            Outcome::Unretryable => {
+                let end = if timeout {
+                    GlobalStatus::TimeoutRollbackFailed
+                } else {
+                    GlobalStatus::RollbackFailed
+                };
+                self.end_failed(entry, s, end, removed).await?;
+                Ok(end)
+            }
+            Outcome::Retryable if retrying => {
+                self.persist_removed(removed).await?;
+                Ok(s.status())
+            }
+            Outcome::Retryable => {
+                // Seata moves only a TM-driven rollback to *Retrying (T11); a timeout rollback
+                // driven by the job keeps its status (T12).
+                self.transition(entry, s, retry_status, removed).await?;
+                Ok(retry_status)
+            }
+            Outcome::Failed(msg) => {
+                if retrying {
+                    self.persist_removed(removed).await?;
+                } else {
+                    self.transition(entry, s, retry_status, removed).await?;
+                }
+                Err(TxError::Phase2(msg))
+            }
+        })
+    }
+
+    pub(super) async fn persist_removed(&self, removed: Vec<StoreOp>) -> Result<(), TxError> {
+        if !removed.is_empty() {
+            self.inner.store.apply(removed).await?;
+        }
+        Ok(())
+    }
+
+    /// GlobalReport (TC-BEHAVIOR §3.8; the Saga engine reports its own outcome).
+    pub async fn global_report(&self, req: GlobalReportRequest) -> GlobalEndResponse {
+        let reported = req.global_status.unwrap_or(GlobalStatus::Finished);
+        let Some(entry) = self.session(&req.xid) else {
+            return GlobalEndResponse::success(reported);
+        };
+        let result: Result<GlobalStatus, TxError> = async {
+            let mut s = self.lock_entry(&entry).await?;
+            if !s.is_saga() || req.global_status.is_none() {
+                return Ok(s.status());
+            }
+            match reported {
+                GlobalStatus::Committed => {
+                    self.end_success(&entry, &mut s, GlobalStatus::Committed)
+                        .await?;
+                    Ok(GlobalStatus::Committed)
+                }
+                GlobalStatus::Rollbacked | GlobalStatus::Finished => {
+                    self.end_success(&entry, &mut s, GlobalStatus::Rollbacked)
+                        .await?;
+                    Ok(GlobalStatus::Rollbacked)
+                }
+                other => {
+                    // Persisted verbatim; the retry jobs pick up the retrying states.
+                    let other = if other == GlobalStatus::UnKnown {
+                        GlobalStatus::RollbackRetrying
+                    } else {
+                        other
+                    };
+                    self.transition(&entry, &mut s, other, vec![]).await?;
+                    s.active = false;
+                    Ok(other)
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(status) => GlobalEndResponse::success(status),
+            Err(e) => GlobalEndResponse {
+                result: e.result_head(),
+                global_status: entry.status(),
+            },
+        }
+    }
+
+    /// BranchRegister (TC-BEHAVIOR §3.3): the branch, and for AT its row locks, all or nothing.
+    pub async fn branch_register(
+        &self,
+        client: &ClientInfo,
+        req: BranchRegisterRequest,
+    ) -> BranchRegisterResponse {
+        match self.branch_register_inner(client, req).await {
+            Ok(branch_id) => BranchRegisterResponse {
+                result: ResultHead::success(),
+                branch_id,
+            },
+            Err(e) => {
+                match &e {
+                    TxError::Lock(_) => debug!(error = %e, "branch register: lock conflict"),
+                    _ => warn!(error = %e, "branch register failed"),
+                }
+                BranchRegisterResponse {
+                    result: e.result_head(),
+                    branch_id: 0,
+                }
+            }
+        }
+    }
+
+    async fn branch_register_inner(
+        &self,
+        client: &ClientInfo,
+        req: BranchRegisterRequest,
+    ) -> Result<i64, TxError> {
+        let entry = self
+            .session(&req.xid)
+            .ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
+        let data_len = req.application_data.len();
+        if data_len > self.inner.cfg.application_data_limit {
+            warn!(xid = %req.xid, len = data_len, "applicationData larger than the limit");
+            if self.inner.cfg.application_data_limit_check {
+                return Err(TxError::ApplicationDataTooLarge(
+                    data_len,
+                    self.inner.cfg.application_data_limit,
+                ));
+            }
+        }
+        let mut s = self.lock_entry(&entry).await?;
+        if req.branch_type != BranchType::SAGA {
+            if !s.active {
+                return Err(TxError::NotActive(req.xid, s.status()));
+            }
+            if s.status() != GlobalStatus::Begin {
+                return Err(TxError::StatusInvalid(req.xid, s.status()));
+            }
+        }
+        let branch_id = self.inner.ids.next_id();
+        let transaction_id = s.global.transaction_id;
+        let locked = req.branch_type == BranchType::AT && !req.lock_key.trim().is_empty();
+        if locked {
+            let rows = parse_lock_key_limited(
+                &req.resource_id,
+                &req.lock_key,
+                self.inner.locks.max_rows_per_acquire(),
+            )?;
+            let opts = LockOptions::from_application_data(&req.application_data);
+            let owner = LockOwner {
+                xid: req.xid.clone(),
+                transaction_id,
+                branch_id,
+            };
+            self.inner.locks.acquire(owner, &rows, opts)?;
+        }
+        let record = BranchRecord {
+            branch_id,
+            xid: req.xid.clone(),
+            transaction_id,
+            resource_group_id: None,
+            resource_id: req.resource_id,
+            branch_type: req.branch_type,
+            status: BranchStatus::Registered,
+            client_id: client.client_id.clone(),
+            application_data: non_empty(req.application_data),
+            lock_key: non_empty(req.lock_key),
+        };
+        if let Err(e) = self
+            .inner
+            .store
+            .apply(vec![StoreOp::InsertBranch(record.clone())])
+            .await
+        {
+            if locked {
+                self.inner.locks.release_branch(&req.xid, branch_id);
+            }
+            return Err(TxError::FailedToAddBranch(req.xid, e));
+        }
+        s.branches.push(record);
+        debug!(xid = %s.global.xid, branch_id, "branch registered");
+        Ok(branch_id)
+    }
+
+    /// BranchReport (TC-BEHAVIOR §3.4): new status and, when not empty, new application data.
+    pub async fn branch_report(&self, req: BranchReportRequest) -> BranchReportResponse {
+        let result = async {
+            let entry = self
+                .session(&req.xid)
+                .ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
+            let mut s = self.lock_entry(&entry).await?;
+            if s.branch(req.branch_id).is_none() {
+                return Err(TxError::BranchNotFound(req.xid.clone(), req.branch_id));
+            }
+            let data = non_empty(req.application_data);
+            let op = StoreOp::UpdateBranch {
+                xid: req.xid.clone(),
+                branch_id: req.branch_id,
+                status: req.status,
+                application_data: data.clone(),
+            };
+            self.inner.store.apply(vec![op]).await?;
+            if let Some(b) = s.branches.iter_mut().find(|b| b.branch_id == req.branch_id) {
+                b.status = req.status;
+                if data.is_some() {
+                    b.application_data = data;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => BranchReportResponse {
+                result: ResultHead::success(),
+            },
+            Err(e) => {
+                warn!(xid = %req.xid, branch_id = req.branch_id, error = %e, "branch report failed");
+                BranchReportResponse {
+                    result: e.result_head(),
+                }
+            }
+        }
+    }
+
+    /// GlobalLockQuery (TC-BEHAVIOR §3.9): would these rows be lockable for `xid`? Never takes
+    /// anything; any problem answers "not lockable".
+    pub async fn lock_query(&self, req: BranchRegisterRequest) -> GlobalLockQueryResponse {
+        let lockable = if req.branch_type != BranchType::AT || req.lock_key.trim().is_empty() {
+            true
+        } else {
+            match parse_lock_key_limited(
+                &req.resource_id,
+                &req.lock_key,
+                self.inner.locks.max_rows_per_acquire(),
+            ) {
+                Ok(rows) => {
+                    let xid = (!req.xid.is_empty()).then_some(req.xid.as_str());
+                    self.inner.locks.is_lockable(xid, &rows)
+                }
+                Err(e) => {
+                    warn!(error = %e, "lock query refused");
+                    false
+                }
+            }
+        };
+        GlobalLockQueryResponse {
+            result: ResultHead::success(),
+            lockable,
+        }
+    }
+
+    /// The transaction id an XID names, for logs.
+    pub fn transaction_id(xid: &str) -> Option<i64> {
+        transaction_id_of(xid)
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
