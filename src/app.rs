@@ -37,39 +37,24 @@ pub struct Node {
 
 impl Node {
     /// Builds a node over `store` and reloads every unfinished session from it.
-    pub async fn start(
-        opts: NodeOptions,
-        store: Arc<dyn SessionStore>,
-    ) -> Result<Node, StoreError> {
+    pub async fn start(opts: NodeOptions, store: Arc<dyn SessionStore>) -> Result<Node, StoreError> {
         let transport = Transport::new(opts.transport);
         let rms: Arc<dyn crate::coordinator::ResourceManagers> = transport.clone();
         let coordinator = Coordinator::new(opts.coordinator, Arc::clone(&store), rms);
         coordinator.recover().await?;
-        Ok(Node {
-            coordinator,
-            transport,
-            store,
-            drain: opts.drain.unwrap_or(Duration::from_secs(3)),
-        })
+        Ok(Node { coordinator, transport, store, drain: opts.drain.unwrap_or(Duration::from_secs(3)) })
     }
 
     /// Serves `listener` until `shutdown` completes; then stops accepting, finishes the requests
     /// in hand, waits for phase two in flight, and closes the store (which flushes it).
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), StoreError> {
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         let jobs_stop = CancellationToken::new();
         let jobs = {
             let c = self.coordinator.clone();
             let stop = jobs_stop.clone();
             tokio::spawn(crate::recovery::run(c, stop))
         };
-        let state = ServerState {
-            coordinator: self.coordinator.clone(),
-            transport: Arc::clone(&self.transport),
-        };
+        let state = ServerState { coordinator: self.coordinator.clone(), transport: Arc::clone(&self.transport) };
         serve(listener, state, shutdown, self.drain).await;
         jobs_stop.cancel();
         let _ = jobs.await;
@@ -123,10 +108,6 @@ impl NodeOptions {
             parallel_merged: srv.enable_parallel_request_handle,
             ..TransportConfig::default()
         };
-        NodeOptions {
-            coordinator,
-            transport,
-            drain: Some(t.shutdown_wait.min(Duration::from_secs(30))),
-        }
+        NodeOptions { coordinator, transport, drain: Some(t.shutdown_wait.min(Duration::from_secs(30))) }
     }
 }

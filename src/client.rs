@@ -84,9 +84,7 @@ impl Drop for RpcClient {
 
 impl RpcClient {
     /// Connects; TC requests go to the returned receiver (drop it to ignore them).
-    pub async fn connect(
-        addr: impl ToSocketAddrs,
-    ) -> Result<(RpcClient, mpsc::Receiver<ServerRequest>), ClientError> {
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<(RpcClient, mpsc::Receiver<ServerRequest>), ClientError> {
         let sock = TcpStream::connect(addr).await?;
         sock.set_nodelay(true)?;
         let (mut sink, mut stream) = Framed::new(sock, RpcCodec::default()).split();
@@ -152,10 +150,7 @@ impl RpcClient {
 
     /// A replier for TC requests arriving on this connection.
     pub fn replier(&self) -> Replier {
-        Replier {
-            tx: self.tx.clone(),
-            ctx: self.ctx,
-        }
+        Replier { tx: self.tx.clone(), ctx: self.ctx }
     }
 
     fn next_request_id(&self) -> u32 {
@@ -201,18 +196,11 @@ impl RpcClient {
     /// Sends a ping and waits for the pong.
     pub async fn ping(&self) -> Result<(), ClientError> {
         let id = self.next_request_id();
-        self.call_frame(Frame::heartbeat(id, true))
-            .await
-            .map(|_| ())
+        self.call_frame(Frame::heartbeat(id, true)).await.map(|_| ())
     }
 
     /// Registers as a TM.
-    pub async fn register_tm(
-        &self,
-        application_id: &str,
-        group: &str,
-        version: &str,
-    ) -> Result<(), ClientError> {
+    pub async fn register_tm(&self, application_id: &str, group: &str, version: &str) -> Result<(), ClientError> {
         let req = RegisterRequest {
             version: version.into(),
             application_id: application_id.into(),

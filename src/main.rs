@@ -17,11 +17,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
     let settings = match config::load(&cli, &config::process_env()) {
@@ -32,10 +28,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "could not start the runtime");
@@ -53,11 +46,8 @@ fn main() -> ExitCode {
 
 fn init_tracing(s: &Settings) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(s.log.level.as_str()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(s.log.level.as_str()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     match s.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -74,10 +64,7 @@ async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn SessionStore>> {
             info!(path = %store.path().display(), "file store opened");
             Ok(Arc::new(store))
         }
-        other => anyhow::bail!(
-            "store mode {} is not available in this build",
-            other.as_str()
-        ),
+        other => anyhow::bail!("store mode {} is not available in this build", other.as_str()),
     }
 }
 
@@ -87,12 +74,8 @@ async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
     }
     let store = open_store(&settings).await?;
     let bind = format!("0.0.0.0:{}", settings.service_port);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
-    let node = Node::start(NodeOptions::from_settings(&settings), store)
-        .await
-        .context("recovering sessions")?;
+    let listener = TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
+    let node = Node::start(NodeOptions::from_settings(&settings), store).await.context("recovering sessions")?;
     info!(
         address = %bind,
         xid_address = %format!("{}:{}", settings.host, settings.service_port),
@@ -101,9 +84,7 @@ async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis(),
         "seata-server listening"
     );
-    node.serve(listener, shutdown_signal())
-        .await
-        .context("closing the store")?;
+    node.serve(listener, shutdown_signal()).await.context("closing the store")?;
     Ok(())
 }
 

@@ -9,24 +9,16 @@ mod config {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    use seata_server::config::{
-        load_with, Cli, ConfigError, DbType, LogLevel, Origin, Secret, Settings, StoreMode,
-    };
+    use seata_server::config::{load_with, Cli, ConfigError, DbType, LogLevel, Origin, Secret, Settings, StoreMode};
 
     const DETECTED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn cli_for(path: &Path) -> Cli {
-        Cli {
-            config: Some(path.to_path_buf()),
-            ..Cli::default()
-        }
+        Cli { config: Some(path.to_path_buf()), ..Cli::default() }
     }
 
     fn load(cli: &Cli, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
@@ -61,19 +53,12 @@ mod config {
             "stock seata-server config samples not found at {} (required when CI=true)",
             dir.display()
         );
-        eprintln!(
-            "skipping: stock seata-server config samples not found at {}",
-            dir.display()
-        );
+        eprintln!("skipping: stock seata-server config samples not found at {}", dir.display());
         None
     }
 
     fn ignored(settings: &Settings) -> Vec<String> {
-        settings
-            .ignored_keys
-            .iter()
-            .map(|k| k.key.clone())
-            .collect()
+        settings.ignored_keys.iter().map(|k| k.key.clone()).collect()
     }
 
     // ---- our own conf/ files ---------------------------------------------------------------
@@ -84,20 +69,14 @@ mod config {
         let mut loaded = 0;
         for entry in fs::read_dir(&conf).unwrap() {
             let path = entry.unwrap().path();
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or_default();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
             if ["yml", "yaml", "conf"].contains(&ext) {
                 let settings = load_ok(&cli_for(&path), &HashMap::new());
                 assert!(settings.files.contains(&path), "{}", path.display());
                 loaded += 1;
             }
         }
-        assert!(
-            loaded >= 2,
-            "expected application.yml and application.example.yml"
-        );
+        assert!(loaded >= 2, "expected application.yml and application.example.yml");
     }
 
     #[test]
@@ -133,10 +112,7 @@ mod config {
         assert_eq!(format!("{:?}", s.store.file), format!("{:?}", d.store.file));
         assert!(s.ignored_keys.is_empty(), "{:?}", s.ignored_keys);
 
-        let s = load_ok(
-            &cli_for(&path),
-            &env(&[("SEATA_DB_PASSWORD", "pw"), ("SEATA_DB_USER", "u")]),
-        );
+        let s = load_ok(&cli_for(&path), &env(&[("SEATA_DB_PASSWORD", "pw"), ("SEATA_DB_USER", "u")]));
         assert_eq!(s.store.db.password.as_ref().map(Secret::expose), Some("pw"));
         assert_eq!(s.store.db.user.as_deref(), Some("u"));
     }
@@ -158,50 +134,31 @@ mod config {
         assert_eq!((s.server_port, s.service_port), (7091, 8091));
         assert_eq!(s.store.mode, StoreMode::File);
         assert_eq!(s.console.username.as_deref(), Some("seata"));
-        assert_eq!(
-            s.console.password.as_ref().map(Secret::expose),
-            Some("seata")
-        );
+        assert_eq!(s.console.password.as_ref().map(Secret::expose), Some("seata"));
         assert!(s.security.secret_key.is_some());
         assert_eq!(s.security.token_validity, Duration::from_millis(1_800_000));
         assert!(s.security.ignore_urls.contains(&"/vgroup/v1/**".to_owned()));
         let ignored = ignored(&s);
-        for key in [
-            "spring.application.name",
-            "logging.config",
-            "logging.file.path",
-        ] {
-            assert!(
-                ignored.contains(&key.to_owned()),
-                "{key} not in {ignored:?}"
-            );
+        for key in ["spring.application.name", "logging.config", "logging.file.path"] {
+            assert!(ignored.contains(&key.to_owned()), "{key} not in {ignored:?}");
         }
     }
 
     #[test]
     fn stock_application_example_yml_loads_with_config_centres_ignored() {
         let Some(dir) = samples() else { return };
-        let s = load_ok(
-            &cli_for(&dir.join("application.example.yml")),
-            &HashMap::new(),
-        );
+        let s = load_ok(&cli_for(&dir.join("application.example.yml")), &HashMap::new());
         assert_eq!(s.store.mode, StoreMode::File);
         assert_eq!(s.service_port, 8091);
         assert!(s.server.application_data_limit_check);
         assert_eq!(s.server.application_data_limit, 64_000);
         assert_eq!(s.server.max_commit_retry_timeout, None);
-        assert_eq!(
-            s.server.retry_dead_threshold,
-            Duration::from_millis(130_000)
-        );
+        assert_eq!(s.server.retry_dead_threshold, Duration::from_millis(130_000));
         assert_eq!(s.server.undo.log_save_days, 7);
         assert_eq!(s.server.session.branch_async_queue_size, 5_000);
         assert_eq!(s.store.db.min_conn, 10);
         assert_eq!(s.store.db.query_limit, 1_000);
-        assert_eq!(
-            s.store.db.distributed_lock_table.as_deref(),
-            Some("distributed_lock")
-        );
+        assert_eq!(s.store.db.distributed_lock_table.as_deref(), Some("distributed_lock"));
         assert!(!s.metrics.enabled);
         assert_eq!(s.metrics.exporter_prometheus_port, 9898);
         assert_eq!(s.transport.shutdown_wait, Duration::from_secs(3));
@@ -213,10 +170,7 @@ mod config {
             "seata.store.redis.single.host",
             "seata.transport.thread-factory.boss-thread-size",
         ] {
-            assert!(
-                ignored.contains(&key.to_owned()),
-                "{key} not in {ignored:?}"
-            );
+            assert!(ignored.contains(&key.to_owned()), "{key} not in {ignored:?}");
         }
     }
 
@@ -224,10 +178,7 @@ mod config {
     fn stock_registry_conf_and_file_conf_load() {
         let Some(dir) = samples() else { return };
         let s = load_ok(&cli_for(&dir.join("registry.conf")), &HashMap::new());
-        assert_eq!(
-            s.files,
-            vec![dir.join("registry.conf"), dir.join("file.conf")]
-        );
+        assert_eq!(s.files, vec![dir.join("registry.conf"), dir.join("file.conf")]);
         assert_eq!(s.store.mode, StoreMode::File);
         assert_eq!(s.store.db.query_limit, 100);
         assert_eq!(s.store.db.min_conn, 5);
@@ -238,16 +189,8 @@ mod config {
         // No server.port in legacy files: the RPC port falls back to 7091 + 1000.
         assert_eq!(s.service_port, 8091);
         let ignored = ignored(&s);
-        for key in [
-            "registry.nacos.serverAddr",
-            "config.zk.nodePath",
-            "store.publicKey",
-            "store.redis.single.host",
-        ] {
-            assert!(
-                ignored.contains(&key.to_owned()),
-                "{key} not in {ignored:?}"
-            );
+        for key in ["registry.nacos.serverAddr", "config.zk.nodePath", "store.publicKey", "store.redis.single.host"] {
+            assert!(ignored.contains(&key.to_owned()), "{key} not in {ignored:?}");
         }
 
         // file.conf on its own.
@@ -263,11 +206,7 @@ mod config {
         for name in ["registry.conf", "file.conf"] {
             fs::copy(samples.join(name), dir.path().join(name)).unwrap();
         }
-        let yml = write(
-            dir.path(),
-            "application.yml",
-            "seata:\n  store:\n    db:\n      query-limit: 250\n",
-        );
+        let yml = write(dir.path(), "application.yml", "seata:\n  store:\n    db:\n      query-limit: 250\n");
         let s = load_ok(&cli_for(&yml), &HashMap::new());
         assert_eq!(s.store.db.query_limit, 250);
         assert_eq!(s.store.db.min_conn, 5);
@@ -288,21 +227,11 @@ mod config {
         assert_eq!(s.store.db.max_conn, 30);
         assert_eq!(s.transport.rpc_tc_request_timeout, Duration::from_secs(30));
         assert_eq!(s.transport.shutdown_wait, Duration::from_secs(3));
-        assert_eq!(
-            s.server.distributed_lock_expire_time,
-            Duration::from_secs(10)
-        );
+        assert_eq!(s.server.distributed_lock_expire_time, Duration::from_secs(10));
         assert!(s.metrics.enabled);
         let ignored = ignored(&s);
-        for key in [
-            "client.rm.lock.retryTimes",
-            "server.raft.applyBatch",
-            "transport.threadFactory.bossThreadSize",
-        ] {
-            assert!(
-                ignored.contains(&key.to_owned()),
-                "{key} not in {ignored:?}"
-            );
+        for key in ["client.rm.lock.retryTimes", "server.raft.applyBatch", "transport.threadFactory.bossThreadSize"] {
+            assert!(ignored.contains(&key.to_owned()), "{key} not in {ignored:?}");
         }
     }
 
@@ -332,36 +261,16 @@ mod config {
     #[test]
     fn rpc_port_precedence() {
         let (_dir, cli) = legacy_and_yml("");
-        assert_eq!(
-            load_ok(&cli, &HashMap::new()).service_port,
-            8100,
-            "file.conf"
-        );
+        assert_eq!(load_ok(&cli, &HashMap::new()).service_port, 8100, "file.conf");
 
         let (_dir, cli) = legacy_and_yml("server:\n  port: 7000\n");
         let s = load_ok(&cli, &HashMap::new());
-        assert_eq!(
-            (s.server_port, s.service_port),
-            (7000, 8100),
-            "file.conf beats server.port + 1000"
-        );
+        assert_eq!((s.server_port, s.service_port), (7000, 8100), "file.conf beats server.port + 1000");
 
         let dir = tempdir();
-        let only_port = cli_for(&write(
-            dir.path(),
-            "application.yml",
-            "server:\n  port: 7000\n",
-        ));
-        assert_eq!(
-            load_ok(&only_port, &HashMap::new()).service_port,
-            8000,
-            "server.port + 1000"
-        );
-        assert_eq!(
-            load_ok(&Cli::default(), &HashMap::new()).service_port,
-            8091,
-            "default"
-        );
+        let only_port = cli_for(&write(dir.path(), "application.yml", "server:\n  port: 7000\n"));
+        assert_eq!(load_ok(&only_port, &HashMap::new()).service_port, 8000, "server.port + 1000");
+        assert_eq!(load_ok(&Cli::default(), &HashMap::new()).service_port, 8091, "default");
 
         let (_dir, mut cli) = legacy_and_yml("seata:\n  server:\n    service-port: 8200\n");
         assert_eq!(load_ok(&cli, &HashMap::new()).service_port, 8200, "yml");
@@ -380,36 +289,20 @@ mod config {
 
         let dir = tempdir();
         let plain = cli_for(&write(dir.path(), "application.yml", ""));
-        assert_eq!(
-            modes(&load_ok(&plain, &HashMap::new())),
-            (File, File, File),
-            "default"
-        );
+        assert_eq!(modes(&load_ok(&plain, &HashMap::new())), (File, File, File), "default");
 
         let (_dir, mut cli) = legacy_and_yml("");
-        assert_eq!(
-            modes(&load_ok(&cli, &HashMap::new())),
-            (Db, Db, Db),
-            "file.conf"
-        );
+        assert_eq!(modes(&load_ok(&cli, &HashMap::new())), (Db, Db, Db), "file.conf");
 
         let (_dir2, yml_cli) = legacy_and_yml("seata:\n  store:\n    mode: file\n");
-        assert_eq!(
-            modes(&load_ok(&yml_cli, &HashMap::new())),
-            (File, File, File),
-            "yml"
-        );
+        assert_eq!(modes(&load_ok(&yml_cli, &HashMap::new())), (File, File, File), "yml");
 
         let e = env(&[("SEATA_STORE_MODE", "file")]);
         assert_eq!(modes(&load_ok(&cli, &e)), (File, File, File), "Spring env");
         let e = env(&[("SEATA_STORE_MODE", "file"), ("STORE_MODE", "db")]);
         assert_eq!(modes(&load_ok(&cli, &e)), (Db, Db, Db), "STORE_MODE");
         let e = env(&[("STORE_MODE", "db"), ("SESSION_STORE_MODE", "file")]);
-        assert_eq!(
-            modes(&load_ok(&cli, &e)),
-            (Db, File, Db),
-            "SESSION_STORE_MODE"
-        );
+        assert_eq!(modes(&load_ok(&cli, &e)), (Db, File, Db), "SESSION_STORE_MODE");
         let e = env(&[("STORE_MODE", "db"), ("LOCK_STORE_MODE", "file")]);
         assert_eq!(modes(&load_ok(&cli, &e)), (Db, Db, File), "LOCK_STORE_MODE");
 
@@ -431,17 +324,10 @@ mod config {
     #[test]
     fn host_precedence() {
         let mut cli = Cli::default();
-        assert_eq!(
-            load_with(&cli, &HashMap::new(), || None).unwrap().host,
-            "127.0.0.1",
-            "fallback"
-        );
+        assert_eq!(load_with(&cli, &HashMap::new(), || None).unwrap().host, "127.0.0.1", "fallback");
         assert_eq!(load_ok(&cli, &HashMap::new()).host, "192.0.2.7", "detected");
         let e = env(&[("SEATA_IP", "10.1.1.1")]);
-        let s = load_with(&cli, &e, || -> Option<Ipv4Addr> {
-            panic!("detection must not run")
-        })
-        .unwrap();
+        let s = load_with(&cli, &e, || -> Option<Ipv4Addr> { panic!("detection must not run") }).unwrap();
         assert_eq!(s.host, "10.1.1.1", "SEATA_IP");
         cli.host = Some("10.2.2.2".to_owned());
         assert_eq!(load_ok(&cli, &e).host, "10.2.2.2", "-h");
@@ -450,50 +336,31 @@ mod config {
         let err = load(&cli, &e).unwrap_err().to_string();
         assert!(err.starts_with("command line: --host: "), "{err}");
         cli.host = None;
-        let err = load(&cli, &env(&[("SEATA_IP", "0.0.0.0")]))
-            .unwrap_err()
-            .to_string();
+        let err = load(&cli, &env(&[("SEATA_IP", "0.0.0.0")])).unwrap_err().to_string();
         assert!(err.starts_with("environment: SEATA_IP: "), "{err}");
     }
 
     #[test]
     fn server_node_precedence() {
-        let mut cli = Cli {
-            host: Some("10.0.0.1".to_owned()),
-            ..Cli::default()
-        };
+        let mut cli = Cli { host: Some("10.0.0.1".to_owned()), ..Cli::default() };
         let derived = load_ok(&cli, &HashMap::new()).server_node;
         assert!(derived <= 1023);
-        assert_eq!(
-            load_ok(&cli, &HashMap::new()).server_node,
-            derived,
-            "stable"
-        );
+        assert_eq!(load_ok(&cli, &HashMap::new()).server_node, derived, "stable");
         let e = env(&[("SERVER_NODE", "12")]);
         assert_eq!(load_ok(&cli, &e).server_node, 12, "SERVER_NODE");
         cli.server_node = Some(34);
         assert_eq!(load_ok(&cli, &e).server_node, 34, "-n");
 
         cli.server_node = Some(1024);
-        assert!(load(&cli, &e)
-            .unwrap_err()
-            .to_string()
-            .contains("--serverNode"));
+        assert!(load(&cli, &e).unwrap_err().to_string().contains("--serverNode"));
         cli.server_node = None;
-        let err = load(&cli, &env(&[("SERVER_NODE", "2000")]))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "environment: SERVER_NODE: invalid value \"2000\" (expected an integer from 0 to 1023)"
-        );
+        let err = load(&cli, &env(&[("SERVER_NODE", "2000")])).unwrap_err().to_string();
+        assert_eq!(err, "environment: SERVER_NODE: invalid value \"2000\" (expected an integer from 0 to 1023)");
     }
 
     #[test]
     fn command_line_parse_and_load() {
-        let cli =
-            Cli::parse_from_args(["seata-server", "-h", "10.0.0.1", "-p", "8092", "-ssm", "db"])
-                .unwrap();
+        let cli = Cli::parse_from_args(["seata-server", "-h", "10.0.0.1", "-p", "8092", "-ssm", "db"]).unwrap();
         let s = load_ok(&cli, &HashMap::new());
         assert_eq!(s.host, "10.0.0.1");
         assert_eq!(s.service_port, 8092);
@@ -507,28 +374,17 @@ mod config {
     #[test]
     fn relaxed_names() {
         let dir = tempdir();
-        for spelling in [
-            "service-port",
-            "servicePort",
-            "service_port",
-            "SERVICE-PORT",
-        ] {
+        for spelling in ["service-port", "servicePort", "service_port", "SERVICE-PORT"] {
             let yml = format!("seata:\n  server:\n    {spelling}: 9001\n");
             let cli = cli_for(&write(dir.path(), "application.yml", &yml));
-            assert_eq!(
-                load_ok(&cli, &HashMap::new()).service_port,
-                9001,
-                "{spelling}"
-            );
+            assert_eq!(load_ok(&cli, &HashMap::new()).service_port, 9001, "{spelling}");
         }
-        let yml = "seata.store.db.queryLimit: 7\nseata:\n  server:\n    recovery:\n      asynCommittingRetryPeriod: 250\n";
+        let yml =
+            "seata.store.db.queryLimit: 7\nseata:\n  server:\n    recovery:\n      asynCommittingRetryPeriod: 250\n";
         let cli = cli_for(&write(dir.path(), "application.yml", yml));
         let s = load_ok(&cli, &HashMap::new());
         assert_eq!(s.store.db.query_limit, 7);
-        assert_eq!(
-            s.server.recovery.async_committing_retry_period,
-            Duration::from_millis(250)
-        );
+        assert_eq!(s.server.recovery.async_committing_retry_period, Duration::from_millis(250));
 
         let e = env(&[
             ("SEATA_SERVER_SERVICE_PORT", "9002"),
@@ -541,10 +397,7 @@ mod config {
         let s = load_ok(&Cli::default(), &e);
         assert_eq!((s.server_port, s.service_port), (7002, 9002));
         assert_eq!(s.store.db.url, "jdbc:mysql://env/seata");
-        assert_eq!(
-            s.security.secret_key.as_ref().map(Secret::expose),
-            Some("c2VjcmV0")
-        );
+        assert_eq!(s.security.secret_key.as_ref().map(Secret::expose), Some("c2VjcmV0"));
         assert_eq!(s.console.password.as_ref().map(Secret::expose), Some("pw"));
         assert_eq!(s.log.level, LogLevel::Debug);
     }
@@ -579,24 +432,14 @@ seata:
         assert_eq!(s.service_port, 8096);
         assert_eq!(s.store.db.url, "jdbc:mysql://db1:3306/seata");
 
-        let cli = cli_for(&write(
-            dir.path(),
-            "application.yml",
-            "seata:\n  store:\n    mode: ${NOT_SET}\n",
-        ));
+        let cli = cli_for(&write(dir.path(), "application.yml", "seata:\n  store:\n    mode: ${NOT_SET}\n"));
         let err = load(&cli, &HashMap::new()).unwrap_err().to_string();
-        assert!(
-            err.contains("seata.store.mode: placeholder `${NOT_SET}`"),
-            "{err}"
-        );
+        assert!(err.contains("seata.store.mode: placeholder `${NOT_SET}`"), "{err}");
     }
 
     #[test]
     fn kubernetes_service_link_in_seata_port_is_ignored() {
-        let s = load_ok(
-            &Cli::default(),
-            &env(&[("SEATA_PORT", "tcp://10.96.0.12:8091")]),
-        );
+        let s = load_ok(&Cli::default(), &env(&[("SEATA_PORT", "tcp://10.96.0.12:8091")]));
         assert_eq!(s.service_port, 8091);
         assert!(ignored(&s).contains(&"SEATA_PORT=tcp://10.96.0.12:8091".to_owned()));
     }
@@ -604,15 +447,10 @@ seata:
     #[test]
     fn config_centre_other_than_file_is_listed_as_ignored() {
         let dir = tempdir();
-        let yml = "seata:\n  config:\n    type: nacos\n    nacos:\n      server-addr: x:8848\n  registry:\n    type: file\n";
-        let s = load_ok(
-            &cli_for(&write(dir.path(), "application.yml", yml)),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            ignored(&s),
-            ["seata.config.nacos.server-addr", "seata.config.type=nacos"]
-        );
+        let yml =
+            "seata:\n  config:\n    type: nacos\n    nacos:\n      server-addr: x:8848\n  registry:\n    type: file\n";
+        let s = load_ok(&cli_for(&write(dir.path(), "application.yml", yml)), &HashMap::new());
+        assert_eq!(ignored(&s), ["seata.config.nacos.server-addr", "seata.config.type=nacos"]);
     }
 
     #[test]
@@ -622,15 +460,8 @@ seata:
         write(dir.path(), "file.conf", FILE_CONF);
         let yml = write(dir.path(), "application.yml", "");
         let mut cli = cli_for(&yml);
-        assert_eq!(
-            load_ok(&cli, &HashMap::new()).store.mode,
-            StoreMode::File,
-            "no env: no registry.conf"
-        );
-        assert_eq!(
-            load_ok(&cli, &env(&[("SEATA_ENV", "dev")])).store.mode,
-            StoreMode::Db
-        );
+        assert_eq!(load_ok(&cli, &HashMap::new()).store.mode, StoreMode::File, "no env: no registry.conf");
+        assert_eq!(load_ok(&cli, &env(&[("SEATA_ENV", "dev")])).store.mode, StoreMode::Db);
         cli.seata_env = Some("dev".to_owned());
         assert_eq!(load_ok(&cli, &HashMap::new()).store.mode, StoreMode::Db);
 
@@ -647,11 +478,7 @@ seata:
     #[test]
     fn unknown_key_names_key_and_file() {
         let dir = tempdir();
-        let path = write(
-            dir.path(),
-            "application.yml",
-            "seata:\n  store:\n    modee: db\n",
-        );
+        let path = write(dir.path(), "application.yml", "seata:\n  store:\n    modee: db\n");
         let err = load(&cli_for(&path), &HashMap::new()).unwrap_err();
         assert!(
             matches!(&err, ConfigError::UnknownKey { origin: Origin::File(p), key } if p == &path && key == "seata.store.modee")
@@ -664,111 +491,47 @@ seata:
             )
         );
 
-        let path = write(
-            dir.path(),
-            "file.conf",
-            "store { db { colour = \"blue\" } }\n",
-        );
-        let err = load(&cli_for(&path), &HashMap::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(&format!("{}: store.db.colour: unknown key", path.display())),
-            "{err}"
-        );
+        let path = write(dir.path(), "file.conf", "store { db { colour = \"blue\" } }\n");
+        let err = load(&cli_for(&path), &HashMap::new()).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: store.db.colour: unknown key", path.display())), "{err}");
     }
 
     #[test]
     fn bad_values_name_key_and_source() {
         let dir = tempdir();
-        let path = write(
-            dir.path(),
-            "application.yml",
-            "seata:\n  store:\n    mode: foo\n",
-        );
-        let err = load(&cli_for(&path), &HashMap::new())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            format!(
-                "{}: seata.store.mode: unknown value \"foo\" (expected file, db)",
-                path.display()
-            )
-        );
+        let path = write(dir.path(), "application.yml", "seata:\n  store:\n    mode: foo\n");
+        let err = load(&cli_for(&path), &HashMap::new()).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: seata.store.mode: unknown value \"foo\" (expected file, db)", path.display()));
 
         let cases = [
-            (
-                "seata:\n  server:\n    service-port: 70000\n",
-                "seata.server.service-port: invalid value \"70000\"",
-            ),
-            (
-                "server:\n  port: abc\n",
-                "server.port: invalid value \"abc\"",
-            ),
-            (
-                "seata:\n  store:\n    mode: redis\n",
-                "seata.store.mode: store mode \"redis\" is not supported",
-            ),
-            (
-                "seata:\n  transport:\n    heartbeat: maybe\n",
-                "seata.transport.heartbeat: invalid value \"maybe\"",
-            ),
+            ("seata:\n  server:\n    service-port: 70000\n", "seata.server.service-port: invalid value \"70000\""),
+            ("server:\n  port: abc\n", "server.port: invalid value \"abc\""),
+            ("seata:\n  store:\n    mode: redis\n", "seata.store.mode: store mode \"redis\" is not supported"),
+            ("seata:\n  transport:\n    heartbeat: maybe\n", "seata.transport.heartbeat: invalid value \"maybe\""),
             (
                 "seata:\n  server:\n    recovery:\n      timeout-retry-period: 0\n",
                 "timeout-retry-period: invalid value \"0\"",
             ),
-            (
-                "seata:\n  store:\n    db:\n      lock-table: \"\"\n",
-                "seata.store.db.lock-table: must not be empty",
-            ),
-            (
-                "seata:\n  store:\n    db:\n      max-conn: [1, 2]\n",
-                "seata.store.db.max-conn: invalid value \"1,2\"",
-            ),
-            (
-                "seata:\n  metrics:\n    exporter-list: prometheus,statsd\n",
-                "unknown value \"statsd\"",
-            ),
-            (
-                "seata:\n  log:\n    format: xml\n",
-                "seata.log.format: unknown value \"xml\" (expected text, json)",
-            ),
+            ("seata:\n  store:\n    db:\n      lock-table: \"\"\n", "seata.store.db.lock-table: must not be empty"),
+            ("seata:\n  store:\n    db:\n      max-conn: [1, 2]\n", "seata.store.db.max-conn: invalid value \"1,2\""),
+            ("seata:\n  metrics:\n    exporter-list: prometheus,statsd\n", "unknown value \"statsd\""),
+            ("seata:\n  log:\n    format: xml\n", "seata.log.format: unknown value \"xml\" (expected text, json)"),
             ("seata:\n  store: db\n", "seata.store: is a section"),
-            (
-                "seata:\n  store:\n    mode: [{a: 1}]\n",
-                "seata.store.mode: expected a value",
-            ),
+            ("seata:\n  store:\n    mode: [{a: 1}]\n", "seata.store.mode: expected a value"),
             ("- a\n- b\n", "the top level must be a mapping"),
-            (
-                "server:\n  port: 65000\n",
-                "seata.server.service-port: not set, and server.port + 1000",
-            ),
+            ("server:\n  port: 65000\n", "seata.server.service-port: not set, and server.port + 1000"),
         ];
         for (yml, expected) in cases {
             let path = write(dir.path(), "application.yml", yml);
-            let err = load(&cli_for(&path), &HashMap::new())
-                .unwrap_err()
-                .to_string();
+            let err = load(&cli_for(&path), &HashMap::new()).unwrap_err().to_string();
             assert!(err.contains(expected), "{yml:?}: {err}");
         }
 
-        let err = load(&Cli::default(), &env(&[("STORE_MODE", "foo")]))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "environment: STORE_MODE: unknown value \"foo\" (expected file, db)"
-        );
-        let cli = Cli {
-            store_mode: Some("foo".to_owned()),
-            ..Cli::default()
-        };
+        let err = load(&Cli::default(), &env(&[("STORE_MODE", "foo")])).unwrap_err().to_string();
+        assert_eq!(err, "environment: STORE_MODE: unknown value \"foo\" (expected file, db)");
+        let cli = Cli { store_mode: Some("foo".to_owned()), ..Cli::default() };
         let err = load(&cli, &HashMap::new()).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "command line: --storeMode: unknown value \"foo\" (expected file, db)"
-        );
+        assert_eq!(err, "command line: --storeMode: unknown value \"foo\" (expected file, db)");
 
         let err = load(&cli_for(Path::new("does/not/exist.yml")), &HashMap::new()).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
@@ -784,37 +547,22 @@ seata:
 
         let e = env(&[("STORE_MODE", "db")]);
         let err = load(&cli_for(&path), &e).unwrap_err().to_string();
-        assert!(
-            err.contains("seata.store.db.db-type: database type \"oracle\" is not supported"),
-            "{err}"
-        );
-        let path = write(
-            dir.path(),
-            "application.yml",
-            "seata:\n  store:\n    db:\n      min-conn: 50\n      max-conn: 10\n",
-        );
+        assert!(err.contains("seata.store.db.db-type: database type \"oracle\" is not supported"), "{err}");
+        let path =
+            write(dir.path(), "application.yml", "seata:\n  store:\n    db:\n      min-conn: 50\n      max-conn: 10\n");
         let err = load(&cli_for(&path), &e).unwrap_err().to_string();
         assert_eq!(err, "seata.store.db.min-conn: 50 is above max-conn 10");
 
-        let path = write(
-            dir.path(),
-            "application.yml",
-            "seata:\n  store:\n    db:\n      distributed-lock-table: \"\"\n",
-        );
-        assert_eq!(
-            load_ok(&cli_for(&path), &e).store.db.distributed_lock_table,
-            None
-        );
+        let path =
+            write(dir.path(), "application.yml", "seata:\n  store:\n    db:\n      distributed-lock-table: \"\"\n");
+        assert_eq!(load_ok(&cli_for(&path), &e).store.db.distributed_lock_table, None);
     }
 
     #[test]
     fn secrets_print_masked() {
         let dir = tempdir();
         let yml = "console:\n  user:\n    username: admin\n    password: hunter2-console\nseata:\n  security:\n    secretKey: hunter2-key\n  store:\n    db:\n      password: hunter2-db\n";
-        let s = load_ok(
-            &cli_for(&write(dir.path(), "application.yml", yml)),
-            &HashMap::new(),
-        );
+        let s = load_ok(&cli_for(&write(dir.path(), "application.yml", yml)), &HashMap::new());
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("MASKED"));
@@ -840,14 +588,8 @@ seata:
     ignore:
       urls: [/a, /b]
     ";
-        let s = load_ok(
-            &cli_for(&write(dir.path(), "application.yml", yml)),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            s.server.max_commit_retry_timeout,
-            Some(Duration::from_secs(30))
-        );
+        let s = load_ok(&cli_for(&write(dir.path(), "application.yml", yml)), &HashMap::new());
+        assert_eq!(s.server.max_commit_retry_timeout, Some(Duration::from_secs(30)));
         assert_eq!(s.server.max_rollback_retry_timeout, Some(Duration::ZERO));
         assert_eq!(s.transport.shutdown_wait, Duration::ZERO);
         assert_eq!(s.transport.rpc_tc_request_timeout, Duration::from_secs(30));
@@ -858,8 +600,7 @@ seata:
     fn missing_values_do_not_override_and_empty_ones_mean_the_default() {
         // `mode:` (no value) and an empty variable leave file.conf's value in place; an explicit
         // empty string is a value, and for a number it means the built-in default.
-        let (_dir, cli) =
-            legacy_and_yml("seata:\n  store:\n    mode:\n  server:\n    service-port: \"\"\n");
+        let (_dir, cli) = legacy_and_yml("seata:\n  store:\n    mode:\n  server:\n    service-port: \"\"\n");
         let s = load_ok(&cli, &env(&[("STORE_MODE", "")]));
         assert_eq!(s.store.mode, StoreMode::Db, "file.conf value kept");
         assert_eq!(s.service_port, 8091, "server.port + 1000");

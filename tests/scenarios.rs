@@ -9,9 +9,7 @@ use bytes::Bytes;
 use common::*;
 use seata_protocol::frame::msg_type;
 use seata_protocol::message::*;
-use seata_protocol::{
-    BranchStatus, BranchType, ExceptionCode, Frame, GlobalStatus, HeadMap, Message, ProtocolVersion,
-};
+use seata_protocol::{BranchStatus, BranchType, ExceptionCode, Frame, GlobalStatus, HeadMap, Message, ProtocolVersion};
 use seata_server::client::RpcClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,26 +22,11 @@ async fn registration_and_heartbeat() {
     c.ping().await.unwrap();
     c.register_tm(APP, GROUP, "2.3.0-SNAPSHOT").await.unwrap();
     let (r, _) = RpcClient::connect(s.addr).await.unwrap();
-    r.register_rm(APP, GROUP, "1.1.0", &[DB, "tcc-action"])
-        .await
-        .unwrap();
+    r.register_rm(APP, GROUP, "1.1.0", &[DB, "tcc-action"]).await.unwrap();
     // A later registration on the same connection adds resources (Java sends it one-way).
-    let more = RegisterRequest {
-        version: "2.2.0".into(),
-        resource_ids: "another-db".into(),
-        ..Default::default()
-    };
-    let resp = r
-        .call_as(msg_type::ONEWAY, &Message::RegisterRmRequest(more))
-        .await
-        .unwrap();
-    assert!(matches!(
-        resp,
-        Message::RegisterRmResponse(RegisterResponse {
-            identified: true,
-            ..
-        })
-    ));
+    let more = RegisterRequest { version: "2.2.0".into(), resource_ids: "another-db".into(), ..Default::default() };
+    let resp = r.call_as(msg_type::ONEWAY, &Message::RegisterRmRequest(more)).await.unwrap();
+    assert!(matches!(resp, Message::RegisterRmResponse(RegisterResponse { identified: true, .. })));
     r.ping().await.unwrap();
     let (tms, rms) = s.node.transport.channels().role_counts();
     assert_eq!((tms, rms), (1, 1));
@@ -63,12 +46,8 @@ async fn at_commit_reaches_the_rm_asynchronously() {
     assert!(r.result.is_success());
     assert_eq!(r.global_status, GlobalStatus::Committed);
     // Locks go at commit start; branch commits follow in the background.
-    assert_eq!(s.node.coordinator.locks().count(), 0);
-    assert!(
-        eventually(5, || log.commits().len() == 2).await,
-        "{:?}",
-        log.events()
-    );
+    assert_eq!(s.node.coordinator.locks().count(), Some(0));
+    assert!(eventually(5, || log.commits().len() == 2).await, "{:?}", log.events());
     let mut got = log.commits();
     got.sort_unstable();
     let mut want = vec![b1.branch_id, b2.branch_id];
@@ -77,10 +56,7 @@ async fn at_commit_reaches_the_rm_asynchronously() {
     assert!(wait_status(&tm, &xid, GlobalStatus::Finished, 5).await);
     // A repeated commit of an ended transaction is Finished, not an error.
     let again = commit(&tm, &xid).await;
-    assert_eq!(
-        (again.result.is_success(), again.global_status),
-        (true, GlobalStatus::Finished)
-    );
+    assert_eq!((again.result.is_success(), again.global_status), (true, GlobalStatus::Finished));
     s.shutdown().await;
 }
 
@@ -90,20 +66,13 @@ async fn at_rollback_in_reverse_order_releases_locks() {
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &[DB]).await;
     let xid = begin(&tm, 60_000).await;
-    let b1 = register(&rm, &xid, BranchType::AT, DB, "stock:1")
-        .await
-        .branch_id;
-    let b2 = register(&rm, &xid, BranchType::AT, DB, "stock:2")
-        .await
-        .branch_id;
-    assert_eq!(s.node.coordinator.locks().count(), 2);
+    let b1 = register(&rm, &xid, BranchType::AT, DB, "stock:1").await.branch_id;
+    let b2 = register(&rm, &xid, BranchType::AT, DB, "stock:2").await.branch_id;
+    assert_eq!(s.node.coordinator.locks().count(), Some(2));
     let r = rollback(&tm, &xid).await;
-    assert_eq!(
-        (r.result.is_success(), r.global_status),
-        (true, GlobalStatus::Rollbacked)
-    );
+    assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::Rollbacked));
     assert_eq!(log.rollbacks(), vec![b2, b1]);
-    assert_eq!(s.node.coordinator.locks().count(), 0);
+    assert_eq!(s.node.coordinator.locks().count(), Some(0));
     assert_eq!(status(&tm, &xid).await, GlobalStatus::Finished);
     s.shutdown().await;
 }
@@ -115,22 +84,16 @@ async fn lock_conflict_reentrancy_and_lock_query() {
     let (rm, _log) = rm(s.addr, &[DB]).await;
     let a = begin(&tm, 60_000).await;
     let b = begin(&tm, 60_000).await;
-    assert!(register(&rm, &a, BranchType::AT, DB, "stock:1,2")
-        .await
-        .result
-        .is_success());
+    assert!(register(&rm, &a, BranchType::AT, DB, "stock:1,2").await.result.is_success());
     // Re-entrant: the same transaction takes the same row again.
-    assert!(register(&rm, &a, BranchType::AT, DB, "stock:2,3")
-        .await
-        .result
-        .is_success());
-    assert_eq!(s.node.coordinator.locks().count(), 3);
+    assert!(register(&rm, &a, BranchType::AT, DB, "stock:2,3").await.result.is_success());
+    assert_eq!(s.node.coordinator.locks().count(), Some(3));
     // Another transaction conflicts, all or nothing: stock:4 is not left held.
     let r = register(&rm, &b, BranchType::AT, DB, "stock:4,1").await;
     assert_eq!(r.result.result_code, seata_protocol::ResultCode::Failed);
     assert_eq!(r.result.exception_code, ExceptionCode::LockKeyConflict);
     assert_eq!(r.branch_id, 0);
-    assert_eq!(s.node.coordinator.locks().count(), 3);
+    assert_eq!(s.node.coordinator.locks().count(), Some(3));
     // Lock query: free rows and own rows are lockable, another holder's are not.
     let q = |xid: &str, key: &str| {
         Message::GlobalLockQueryRequest(BranchRegisterRequest {
@@ -141,12 +104,9 @@ async fn lock_conflict_reentrancy_and_lock_query() {
             application_data: String::new(),
         })
     };
-    for (xid, key, want) in [
-        (&b, "stock:4", true),
-        (&b, "stock:1", false),
-        (&a, "stock:1", true),
-        (&String::new(), "stock:3", false),
-    ] {
+    for (xid, key, want) in
+        [(&b, "stock:4", true), (&b, "stock:1", false), (&a, "stock:1", true), (&String::new(), "stock:3", false)]
+    {
         match rm.call(&q(xid, key)).await.unwrap() {
             Message::GlobalLockQueryResponse(r) => assert_eq!(r.lockable, want, "{xid} {key}"),
             other => panic!("{other:?}"),
@@ -156,18 +116,12 @@ async fn lock_conflict_reentrancy_and_lock_query() {
     let (_slow_rm, _l) = rm_with(s.addr, "slow", &["never"], Arc::new(|_, _, _| None)).await;
     let c = begin(&tm, 60_000).await;
     let (rm2, _l2) = rm_with(s.addr, APP, &[DB], Arc::new(|_, _, _| None)).await;
-    assert!(register(&rm2, &c, BranchType::AT, DB, "stock:77")
-        .await
-        .result
-        .is_success());
+    assert!(register(&rm2, &c, BranchType::AT, DB, "stock:77").await.result.is_success());
     let tm2 = common::tm(s.addr).await;
     let rb = tokio::spawn(async move { rollback(&tm2, &c).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = register(&rm, &b, BranchType::AT, DB, "stock:77").await;
-    assert_eq!(
-        r.result.exception_code,
-        ExceptionCode::LockKeyConflictFailFast
-    );
+    assert_eq!(r.result.exception_code, ExceptionCode::LockKeyConflictFailFast);
     rb.abort();
     s.shutdown().await;
 }
@@ -178,25 +132,15 @@ async fn tcc_commit_in_registration_order() {
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &["tcc-a", "tcc-b"]).await;
     let xid = begin(&tm, 60_000).await;
-    let b1 = register(&rm, &xid, BranchType::TCC, "tcc-a", "")
-        .await
-        .branch_id;
-    let b2 = register(&rm, &xid, BranchType::TCC, "tcc-b", "")
-        .await
-        .branch_id;
+    let b1 = register(&rm, &xid, BranchType::TCC, "tcc-a", "").await.branch_id;
+    let b2 = register(&rm, &xid, BranchType::TCC, "tcc-b", "").await.branch_id;
     let r = commit(&tm, &xid).await;
-    assert_eq!(
-        (r.result.is_success(), r.global_status),
-        (true, GlobalStatus::Committed)
-    );
+    assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::Committed));
     assert_eq!(log.commits(), vec![b1, b2]);
     assert_eq!(status(&tm, &xid).await, GlobalStatus::Finished);
     // Registering on a finished transaction fails with GlobalTransactionNotExist.
     let r = register(&rm, &xid, BranchType::TCC, "tcc-a", "").await;
-    assert_eq!(
-        r.result.exception_code,
-        ExceptionCode::GlobalTransactionNotExist
-    );
+    assert_eq!(r.result.exception_code, ExceptionCode::GlobalTransactionNotExist);
     s.shutdown().await;
 }
 
@@ -214,14 +158,9 @@ async fn tcc_rollback_retries_after_a_retryable_failure() {
     });
     let (rm, log) = rm_with(s.addr, APP, &["tcc-a"], policy).await;
     let xid = begin(&tm, 60_000).await;
-    let b1 = register(&rm, &xid, BranchType::TCC, "tcc-a", "")
-        .await
-        .branch_id;
+    let b1 = register(&rm, &xid, BranchType::TCC, "tcc-a", "").await.branch_id;
     let r = rollback(&tm, &xid).await;
-    assert_eq!(
-        (r.result.is_success(), r.global_status),
-        (true, GlobalStatus::RollbackRetrying)
-    );
+    assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::RollbackRetrying));
     assert!(wait_status(&tm, &xid, GlobalStatus::Finished, 10).await);
     assert_eq!(log.rollbacks(), vec![b1, b1]);
     s.shutdown().await;
@@ -233,34 +172,24 @@ async fn timeout_rollback_and_a_late_commit() {
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &[DB]).await;
     let xid = begin(&tm, 300).await;
-    let b = register(&rm, &xid, BranchType::AT, DB, "stock:5")
-        .await
-        .branch_id;
+    let b = register(&rm, &xid, BranchType::AT, DB, "stock:5").await.branch_id;
     tokio::time::sleep(Duration::from_millis(400)).await;
     // The late commit is told the truth: the transaction is being rolled back.
     let r = commit(&tm, &xid).await;
     assert!(
         matches!(
             r.global_status,
-            GlobalStatus::TimeoutRollbacking
-                | GlobalStatus::TimeoutRollbacked
-                | GlobalStatus::Finished
+            GlobalStatus::TimeoutRollbacking | GlobalStatus::TimeoutRollbacked | GlobalStatus::Finished
         ),
         "{r:?}"
     );
-    assert!(
-        eventually(5, || log.rollbacks() == vec![b]).await,
-        "{:?}",
-        log.events()
-    );
+    assert!(eventually(5, || log.rollbacks() == vec![b]).await, "{:?}", log.events());
     assert!(wait_status(&tm, &xid, GlobalStatus::Finished, 5).await);
     assert!(log.commits().is_empty());
-    assert_eq!(s.node.coordinator.locks().count(), 0);
+    assert_eq!(s.node.coordinator.locks().count(), Some(0));
     // A timed-out transaction with no commit attempt is rolled back by the timeout job too.
     let xid2 = begin(&tm, 100).await;
-    let b2 = register(&rm, &xid2, BranchType::AT, DB, "stock:6")
-        .await
-        .branch_id;
+    let b2 = register(&rm, &xid2, BranchType::AT, DB, "stock:6").await.branch_id;
     assert!(eventually(5, || log.rollbacks().contains(&b2)).await);
     assert!(wait_status(&tm, &xid2, GlobalStatus::Finished, 5).await);
     s.shutdown().await;
@@ -270,13 +199,8 @@ async fn timeout_rollback_and_a_late_commit() {
 async fn global_report_ends_a_saga() {
     let (s, _d) = start().await;
     let tm = tm(s.addr).await;
-    let m = Message::GlobalBeginRequest(GlobalBeginRequest {
-        timeout: 60_000,
-        transaction_name: "$Saga_order".into(),
-    });
-    let Message::GlobalBeginResponse(b) = tm.call(&m).await.unwrap() else {
-        panic!()
-    };
+    let m = Message::GlobalBeginRequest(GlobalBeginRequest { timeout: 60_000, transaction_name: "$Saga_order".into() });
+    let Message::GlobalBeginResponse(b) = tm.call(&m).await.unwrap() else { panic!() };
     let report = |st| {
         Message::GlobalReportRequest(GlobalReportRequest {
             xid: b.xid.clone(),
@@ -285,10 +209,7 @@ async fn global_report_ends_a_saga() {
         })
     };
     let r = end(&tm, report(GlobalStatus::Committed)).await;
-    assert_eq!(
-        (r.result.is_success(), r.global_status),
-        (true, GlobalStatus::Committed)
-    );
+    assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::Committed));
     assert_eq!(status(&tm, &b.xid).await, GlobalStatus::Finished);
     // Unknown XID: the reported status is echoed.
     let r = end(&tm, report(GlobalStatus::Rollbacked)).await;
@@ -323,36 +244,24 @@ async fn merged_round_trip(batch: bool, version: &str, with_ids: bool) -> Messag
         ],
         msg_ids: with_ids.then(|| vec![11, 12, 13]),
     };
-    let resp = rm
-        .call_as(msg_type::ONEWAY, &Message::MergedWarpMessage(merged))
-        .await
-        .unwrap();
+    let resp = rm.call_as(msg_type::ONEWAY, &Message::MergedWarpMessage(merged)).await.unwrap();
     s.shutdown().await;
     resp
 }
 
 #[tokio::test]
 async fn merged_requests_answered_in_both_forms() {
-    let Message::MergeResultMessage(m) = merged_round_trip(false, "2.2.0", true).await else {
-        panic!()
-    };
+    let Message::MergeResultMessage(m) = merged_round_trip(false, "2.2.0", true).await else { panic!() };
     assert_eq!(m.msgs.len(), 3);
     assert!(matches!(&m.msgs[0], Message::BranchRegisterResponse(r) if r.result.is_success()));
     // The same row twice in one transaction: re-entrant.
     assert!(matches!(&m.msgs[1], Message::BranchRegisterResponse(r) if r.result.is_success()));
-    assert!(
-        matches!(&m.msgs[2], Message::GlobalStatusResponse(r) if r.global_status == GlobalStatus::Begin)
-    );
-    let Message::BatchResultMessage(b) = merged_round_trip(true, "2.2.0", true).await else {
-        panic!()
-    };
+    assert!(matches!(&m.msgs[2], Message::GlobalStatusResponse(r) if r.global_status == GlobalStatus::Begin));
+    let Message::BatchResultMessage(b) = merged_round_trip(true, "2.2.0", true).await else { panic!() };
     assert_eq!(b.msg_ids, vec![11, 12, 13]);
     assert_eq!(b.msgs.len(), 3);
     // Old clients (no ids, < 1.5.0) always get MergeResultMessage.
-    assert!(matches!(
-        merged_round_trip(true, "1.4.2", false).await,
-        Message::MergeResultMessage(_)
-    ));
+    assert!(matches!(merged_round_trip(true, "1.4.2", false).await, Message::MergeResultMessage(_)));
 }
 
 #[tokio::test]
@@ -361,19 +270,13 @@ async fn unknown_xids_are_finished_not_errors() {
     let tm = tm(s.addr).await;
     for xid in ["127.0.0.1:8091:42", "not-an-xid", ""] {
         for r in [commit(&tm, xid).await, rollback(&tm, xid).await] {
-            assert_eq!(
-                (r.result.is_success(), r.global_status),
-                (true, GlobalStatus::Finished)
-            );
+            assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::Finished));
         }
         assert_eq!(status(&tm, xid).await, GlobalStatus::Finished);
     }
     let (rm, _) = rm(s.addr, &[DB]).await;
     let r = register(&rm, "127.0.0.1:8091:42", BranchType::AT, DB, "t:1").await;
-    assert_eq!(
-        r.result.exception_code,
-        ExceptionCode::GlobalTransactionNotExist
-    );
+    assert_eq!(r.result.exception_code, ExceptionCode::GlobalTransactionNotExist);
     let rep = Message::BranchReportRequest(BranchReportRequest {
         xid: "127.0.0.1:8091:42".into(),
         branch_id: 1,
@@ -382,13 +285,8 @@ async fn unknown_xids_are_finished_not_errors() {
         application_data: String::new(),
         branch_type: BranchType::AT,
     });
-    let Message::BranchReportResponse(r) = rm.call(&rep).await.unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        r.result.exception_code,
-        ExceptionCode::GlobalTransactionNotExist
-    );
+    let Message::BranchReportResponse(r) = rm.call(&rep).await.unwrap() else { panic!() };
+    assert_eq!(r.result.exception_code, ExceptionCode::GlobalTransactionNotExist);
     s.shutdown().await;
 }
 
@@ -399,9 +297,7 @@ async fn phase_two_falls_back_to_another_connection_of_the_application() {
     let (rm1, log1) = rm(s.addr, &["tcc-a"]).await;
     let (_rm2, log2) = rm(s.addr, &["tcc-a"]).await;
     let xid = begin(&tm, 60_000).await;
-    let b = register(&rm1, &xid, BranchType::TCC, "tcc-a", "")
-        .await
-        .branch_id;
+    let b = register(&rm1, &xid, BranchType::TCC, "tcc-a", "").await.branch_id;
     drop(rm1);
     assert!(eventually(5, || s.node.transport.channels().len() == 2).await);
     let r = commit(&tm, &xid).await;
@@ -415,10 +311,7 @@ async fn phase_two_falls_back_to_another_connection_of_the_application() {
 async fn requests_before_registration_close_the_connection() {
     let (s, _d) = start().await;
     let (c, _) = RpcClient::connect(s.addr).await.unwrap();
-    let m = Message::GlobalBeginRequest(GlobalBeginRequest {
-        timeout: 1000,
-        transaction_name: "x".into(),
-    });
+    let m = Message::GlobalBeginRequest(GlobalBeginRequest { timeout: 1000, transaction_name: "x".into() });
     assert!(c.call(&m).await.is_err());
     s.shutdown().await;
 }
@@ -437,9 +330,7 @@ async fn garbage_and_lying_frames_do_not_hurt_the_server() {
     // Wrong magic, a lying length, an HTTP request: the connection is closed, nothing answered.
     for junk in [
         &b"GET / HTTP/1.1\r\n\r\n"[..],
-        &[
-            0xda, 0xda, 1, 0xff, 0xff, 0xff, 0xff, 0, 16, 0, 1, 0, 0, 0, 0, 1,
-        ],
+        &[0xda, 0xda, 1, 0xff, 0xff, 0xff, 0xff, 0, 16, 0, 1, 0, 0, 0, 0, 1],
         &[0xda, 0xda, 7, 0, 0],
     ] {
         assert!(raw_exchange(s.addr, junk).await.is_empty());
@@ -473,9 +364,7 @@ async fn restart_resumes_phase_two() {
         let tm = tm(s.addr).await;
         let (rm, _) = rm(s.addr, &["tcc-a"]).await;
         let xid = begin(&tm, 60_000).await;
-        let b = register(&rm, &xid, BranchType::TCC, "tcc-a", "")
-            .await
-            .branch_id;
+        let b = register(&rm, &xid, BranchType::TCC, "tcc-a", "").await.branch_id;
         let b2 = register(&rm, &xid, BranchType::AT, DB, "stock:1").await;
         assert!(b2.result.is_success());
         (xid, b)
@@ -483,7 +372,7 @@ async fn restart_resumes_phase_two() {
     s.shutdown().await;
     let s = start_on(dir.path(), |_| {}).await;
     // The session and its row locks are back.
-    assert_eq!(s.node.coordinator.locks().count(), 1);
+    assert_eq!(s.node.coordinator.locks().count(), Some(1));
     let tm = tm(s.addr).await;
     let (_rm, log) = rm(s.addr, &["tcc-a", DB]).await;
     assert_eq!(status(&tm, &xid).await, GlobalStatus::Begin);

@@ -25,11 +25,7 @@ const KILL_AFTER: usize = 2_000;
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("runtime")
 }
 
 fn xid(writer: u64, n: u64) -> String {
@@ -43,11 +39,7 @@ fn branch_id(writer: u64, n: u64) -> i64 {
 /// Each writer inserts a session (global + branch in one request), prints `ADD <xid>`, then
 /// moves every other session to Committing and prints `SET <xid>`.
 async fn write_until_killed(dir: &Path) {
-    let store = Arc::new(
-        FileStore::open(dir, FileStoreOptions::default())
-            .await
-            .expect("open"),
-    );
+    let store = Arc::new(FileStore::open(dir, FileStoreOptions::default()).await.expect("open"));
     let started = Instant::now();
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
@@ -99,12 +91,7 @@ fn child_writes_until_killed() {
 fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "child_writes_until_killed",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["child_writes_until_killed", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -140,12 +127,9 @@ fn acknowledged_writes_survive_sigkill() {
     assert!(added.len() >= KILL_AFTER);
 
     runtime().block_on(async {
-        let store = FileStore::open(dir.path(), FileStoreOptions::default())
-            .await
-            .expect("reopen");
+        let store = FileStore::open(dir.path(), FileStoreOptions::default()).await.expect("reopen");
         let stored = store.load_all().await.expect("load_all");
-        let by_xid: std::collections::HashMap<&str, _> =
-            stored.iter().map(|s| (s.global.xid.as_str(), s)).collect();
+        let by_xid: std::collections::HashMap<&str, _> = stored.iter().map(|s| (s.global.xid.as_str(), s)).collect();
         for xid in &added {
             assert!(by_xid.contains_key(xid.as_str()), "acknowledged {xid} lost");
         }

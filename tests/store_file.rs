@@ -5,25 +5,18 @@ use std::sync::Arc;
 
 use seata_protocol::GlobalStatus;
 use seata_server::store::contract::{self, new_branch_id, new_xid, sample_branch, sample_global};
-use seata_server::store::{
-    FileStore, FileStoreOptions, SessionStore, StoreError, StoreLimits, StoreOp,
-};
+use seata_server::store::{FileStore, FileStoreOptions, SessionStore, StoreError, StoreLimits, StoreOp};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 async fn open(dir: &std::path::Path) -> FileStore {
-    FileStore::open(dir, FileStoreOptions::default())
-        .await
-        .expect("open store")
+    FileStore::open(dir, FileStoreOptions::default()).await.expect("open store")
 }
 
 /// Writes to the database behind the store's back, as a damaged or foreign file would look.
 async fn tamper(dir: &std::path::Path, sql: &str) {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(dir.join(FileStore::DB_FILE_NAME))
-        .connect()
-        .await
-        .expect("connect");
+    let mut conn =
+        SqliteConnectOptions::new().filename(dir.join(FileStore::DB_FILE_NAME)).connect().await.expect("connect");
     sqlx::raw_sql(sql).execute(&mut conn).await.expect("tamper");
     conn.close().await.expect("close");
 }
@@ -72,12 +65,7 @@ async fn sessions_survive_close_and_reopen() {
         }])
         .await
         .expect("update");
-    store
-        .apply(vec![StoreOp::RemoveGlobal {
-            xid: expected.remove(5),
-        }])
-        .await
-        .expect("remove");
+    store.apply(vec![StoreOp::RemoveGlobal { xid: expected.remove(5) }]).await.expect("remove");
     let before = store.load_all().await.expect("load_all");
     store.close().await.expect("close");
 
@@ -85,10 +73,7 @@ async fn sessions_survive_close_and_reopen() {
     let after = reopened.load_all().await.expect("load_all");
     assert_eq!(after, before);
     let xids: Vec<&str> = after.iter().map(|s| s.global.xid.as_str()).collect();
-    assert_eq!(
-        xids,
-        expected.iter().map(String::as_str).collect::<Vec<_>>()
-    );
+    assert_eq!(xids, expected.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(after[3].global.status, GlobalStatus::RollbackRetrying);
     reopened.close().await.expect("close");
 }
@@ -99,10 +84,7 @@ async fn dropping_without_close_loses_nothing_acknowledged() {
     let xid = new_xid("dropped");
     {
         let store = open(dir.path()).await;
-        store
-            .apply(vec![StoreOp::InsertGlobal(sample_global(&xid))])
-            .await
-            .expect("apply");
+        store.apply(vec![StoreOp::InsertGlobal(sample_global(&xid))]).await.expect("apply");
     }
     let reopened = open(dir.path()).await;
     assert!(reopened.load(&xid).await.expect("load").is_some());
@@ -120,12 +102,7 @@ async fn concurrent_requests_share_commits() {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 let branch = sample_branch(&xid, new_branch_id());
-                store
-                    .apply(vec![
-                        StoreOp::InsertGlobal(sample_global(&xid)),
-                        StoreOp::InsertBranch(branch),
-                    ])
-                    .await
+                store.apply(vec![StoreOp::InsertGlobal(sample_global(&xid)), StoreOp::InsertBranch(branch)]).await
             })
         })
         .collect();
@@ -135,10 +112,7 @@ async fn concurrent_requests_share_commits() {
     let stats = store.stats();
     eprintln!("200 concurrent requests: {stats:?}");
     assert_eq!(stats.requests, 200);
-    assert!(
-        stats.batches < stats.requests,
-        "no request shared a commit: {stats:?}"
-    );
+    assert!(stats.batches < stats.requests, "no request shared a commit: {stats:?}");
     assert!(stats.max_batch_size > 1, "{stats:?}");
     assert_eq!(store.write_stats(), Some(stats));
     store.close().await.expect("close");
@@ -162,10 +136,7 @@ async fn large_lock_keys_and_application_data_within_limits_are_kept() {
     branch.lock_key = Some("k".repeat(limits.max_lock_key_len));
     branch.application_data = Some("d".repeat(limits.max_application_data_len));
     store
-        .apply(vec![
-            StoreOp::InsertGlobal(sample_global(&xid)),
-            StoreOp::InsertBranch(branch.clone()),
-        ])
+        .apply(vec![StoreOp::InsertGlobal(sample_global(&xid)), StoreOp::InsertBranch(branch.clone())])
         .await
         .expect("apply");
     let loaded = store.load(&xid).await.expect("load").expect("stored");
@@ -174,13 +145,7 @@ async fn large_lock_keys_and_application_data_within_limits_are_kept() {
     let mut too_big = sample_branch(&xid, new_branch_id());
     too_big.lock_key = Some("k".repeat(limits.max_lock_key_len + 1));
     let result = store.apply(vec![StoreOp::InsertBranch(too_big)]).await;
-    assert!(matches!(
-        result,
-        Err(StoreError::TooLarge {
-            field: "lock_key",
-            ..
-        })
-    ));
+    assert!(matches!(result, Err(StoreError::TooLarge { field: "lock_key", .. })));
     store.close().await.expect("close");
 }
 
@@ -188,10 +153,7 @@ async fn large_lock_keys_and_application_data_within_limits_are_kept() {
 async fn configured_limits_apply() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = FileStoreOptions {
-        limits: StoreLimits {
-            max_application_data_len: 10,
-            ..StoreLimits::default()
-        },
+        limits: StoreLimits { max_application_data_len: 10, ..StoreLimits::default() },
         ..FileStoreOptions::default()
     };
     let store = FileStore::open(dir.path(), options).await.expect("open");
@@ -199,14 +161,7 @@ async fn configured_limits_apply() {
     let mut global = sample_global(&xid);
     global.application_data = Some("01234567890".to_owned());
     let result = store.apply(vec![StoreOp::InsertGlobal(global)]).await;
-    assert!(matches!(
-        result,
-        Err(StoreError::TooLarge {
-            field: "application_data",
-            len: 11,
-            max: 10
-        })
-    ));
+    assert!(matches!(result, Err(StoreError::TooLarge { field: "application_data", len: 11, max: 10 })));
     assert!(store.load(&xid).await.expect("load").is_none());
     store.close().await.expect("close");
 }
@@ -228,19 +183,9 @@ async fn an_undecodable_row_is_reported_as_corrupt() {
         ])
         .await
         .expect("apply");
-    tamper(
-        dir.path(),
-        &format!("UPDATE global_table SET status = 99 WHERE xid = '{bad_status}'"),
-    )
-    .await;
-    tamper(
-        dir.path(),
-        &format!(
-            "UPDATE branch_table SET branch_type = 'MQ' WHERE branch_id = {}",
-            branch.branch_id
-        ),
-    )
-    .await;
+    tamper(dir.path(), &format!("UPDATE global_table SET status = 99 WHERE xid = '{bad_status}'")).await;
+    tamper(dir.path(), &format!("UPDATE branch_table SET branch_type = 'MQ' WHERE branch_id = {}", branch.branch_id))
+        .await;
 
     assert!(store.load(&good).await.expect("load").is_some());
     let err = store.load(&bad_status).await.expect_err("corrupt status");
@@ -250,14 +195,8 @@ async fn an_undecodable_row_is_reported_as_corrupt() {
         "{err:?}"
     );
     let err = store.load(&bad_type).await.expect_err("corrupt type");
-    assert!(
-        matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains("MQ")),
-        "{err:?}"
-    );
-    assert!(matches!(
-        store.load_all().await,
-        Err(StoreError::Corrupt { .. })
-    ));
+    assert!(matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains("MQ")), "{err:?}");
+    assert!(matches!(store.load_all().await, Err(StoreError::Corrupt { .. })));
     // A compare-and-set against the undecodable status fails that request only.
     let result = store
         .apply(vec![StoreOp::UpdateGlobalStatus {
@@ -266,18 +205,9 @@ async fn an_undecodable_row_is_reported_as_corrupt() {
             status: GlobalStatus::Committing,
         }])
         .await;
-    assert!(
-        matches!(result, Err(StoreError::Corrupt { .. })),
-        "{result:?}"
-    );
-    store
-        .apply(vec![StoreOp::RemoveGlobal { xid: bad_status }])
-        .await
-        .expect("remove");
-    store
-        .apply(vec![StoreOp::RemoveGlobal { xid: bad_type }])
-        .await
-        .expect("remove");
+    assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{result:?}");
+    store.apply(vec![StoreOp::RemoveGlobal { xid: bad_status }]).await.expect("remove");
+    store.apply(vec![StoreOp::RemoveGlobal { xid: bad_type }]).await.expect("remove");
     assert_eq!(store.load_all().await.expect("load_all").len(), 1);
     store.close().await.expect("close");
 }
@@ -286,10 +216,8 @@ async fn an_undecodable_row_is_reported_as_corrupt() {
 async fn a_second_store_on_the_same_directory_is_refused_until_the_first_closes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = open(dir.path()).await;
-    let options = FileStoreOptions {
-        busy_timeout: std::time::Duration::from_millis(100),
-        ..FileStoreOptions::default()
-    };
+    let options =
+        FileStoreOptions { busy_timeout: std::time::Duration::from_millis(100), ..FileStoreOptions::default() };
     match FileStore::open(dir.path(), options.clone()).await {
         Err(StoreError::Unavailable { context, .. }) => {
             assert!(context.contains("another server"), "{context}");
@@ -331,15 +259,10 @@ async fn an_unwritable_directory_is_unavailable_not_a_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_is_unavailable_and_the_store_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = FileStoreOptions {
-        max_size_bytes: Some(512 * 1024),
-        ..FileStoreOptions::default()
-    };
+    let options = FileStoreOptions { max_size_bytes: Some(512 * 1024), ..FileStoreOptions::default() };
     let store = Arc::new(FileStore::open(dir.path(), options).await.expect("open"));
     let small: Vec<String> = (0..8).map(|i| new_xid(&format!("small{i}"))).collect();
-    let inserts = small
-        .iter()
-        .map(|xid| StoreOp::InsertGlobal(sample_global(xid)));
+    let inserts = small.iter().map(|xid| StoreOp::InsertGlobal(sample_global(xid)));
     store.apply(inserts.collect()).await.expect("apply");
     let mut stored = Vec::new();
     let full = loop {
@@ -373,10 +296,7 @@ async fn a_full_disk_is_unavailable_and_the_store_recovers() {
         }])
     }));
     let (big, updates) = futures::join!(big, updates);
-    assert!(
-        matches!(big, Err(StoreError::Unavailable { .. })),
-        "{big:?}"
-    );
+    assert!(matches!(big, Err(StoreError::Unavailable { .. })), "{big:?}");
     for result in updates {
         assert!(result.is_ok(), "{result:?}");
     }
@@ -387,18 +307,12 @@ async fn a_full_disk_is_unavailable_and_the_store_recovers() {
     }
 
     for xid in stored.drain(..stored.len() / 2) {
-        store
-            .apply(vec![StoreOp::RemoveGlobal { xid }])
-            .await
-            .expect("removing frees space");
+        store.apply(vec![StoreOp::RemoveGlobal { xid }]).await.expect("removing frees space");
     }
     let after = new_xid("after");
     let mut global = sample_global(&after);
     global.application_data = Some("z".repeat(60_000));
-    store
-        .apply(vec![StoreOp::InsertGlobal(global)])
-        .await
-        .expect("writes succeed again");
+    store.apply(vec![StoreOp::InsertGlobal(global)]).await.expect("writes succeed again");
     assert!(store.load(&after).await.expect("load").is_some());
     store.close().await.expect("close");
 }

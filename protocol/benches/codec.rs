@@ -11,10 +11,7 @@ use seata_protocol::{BranchType, CodecContext, Frame, Message, RpcCodec};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn begin() -> Message {
-    Message::GlobalBeginRequest(GlobalBeginRequest {
-        timeout: 60_000,
-        transaction_name: "purchase".into(),
-    })
+    Message::GlobalBeginRequest(GlobalBeginRequest { timeout: 60_000, transaction_name: "purchase".into() })
 }
 
 fn merged10() -> Message {
@@ -29,18 +26,12 @@ fn merged10() -> Message {
             })
         })
         .collect();
-    Message::MergedWarpMessage(MergedWarpMessage {
-        msgs,
-        msg_ids: Some((1..=10).collect()),
-    })
+    Message::MergedWarpMessage(MergedWarpMessage { msgs, msg_ids: Some((1..=10).collect()) })
 }
 
 fn bench(c: &mut Criterion) {
     let ctx = CodecContext::default();
-    for (name, msg) in [
-        ("global_begin", begin()),
-        ("merged_10_branch_register", merged10()),
-    ] {
+    for (name, msg) in [("global_begin", begin()), ("merged_10_branch_register", merged10())] {
         let frame = Frame::with_message(msg_type::REQUEST, 7, &msg, &ctx, 0).unwrap();
         let mut wire = BytesMut::new();
         RpcCodec::default().encode(&frame, &mut wire).unwrap();
@@ -50,8 +41,7 @@ fn bench(c: &mut Criterion) {
             let mut out = BytesMut::with_capacity(4096);
             b.iter(|| {
                 out.clear();
-                let f =
-                    Frame::with_message(msg_type::REQUEST, 7, black_box(&msg), &ctx, 0).unwrap();
+                let f = Frame::with_message(msg_type::REQUEST, 7, black_box(&msg), &ctx, 0).unwrap();
                 RpcCodec::default().encode(&f, &mut out).unwrap();
                 black_box(&out);
             })
@@ -59,10 +49,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("decode", |b| {
             b.iter(|| {
                 let mut buf = wire.clone();
-                let f = RpcCodec::default()
-                    .decode(black_box(&mut buf))
-                    .unwrap()
-                    .unwrap();
+                let f = RpcCodec::default().decode(black_box(&mut buf)).unwrap().unwrap();
                 black_box(f.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN).unwrap());
             })
         });

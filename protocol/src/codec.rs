@@ -10,8 +10,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::ProtocolError;
 use crate::frame::{
-    msg_type, v0_flag, Frame, HeadMap, ProtocolVersion, DEFAULT_MAX_FRAME_LEN, MAGIC, V0_HEAD_LEN,
-    V1_HEAD_LEN,
+    msg_type, v0_flag, Frame, HeadMap, ProtocolVersion, DEFAULT_MAX_FRAME_LEN, MAGIC, V0_HEAD_LEN, V1_HEAD_LEN,
 };
 use crate::message::wire::Reader;
 use crate::message::{CodecContext, Message};
@@ -32,10 +31,7 @@ impl Default for RpcCodec {
 impl RpcCodec {
     /// A codec that refuses frames longer than `max_frame_len` bytes (at least the header).
     pub fn new(max_frame_len: usize) -> Self {
-        RpcCodec {
-            max_frame_len: max_frame_len.max(V1_HEAD_LEN),
-            version: None,
-        }
+        RpcCodec { max_frame_len: max_frame_len.max(V1_HEAD_LEN), version: None }
     }
 
     /// The protocol version this connection speaks, once known.
@@ -55,10 +51,7 @@ impl RpcCodec {
         let raw = u32::from_be_bytes([src[3], src[4], src[5], src[6]]);
         let full = usize::try_from(raw).unwrap_or(usize::MAX);
         if !(V1_HEAD_LEN..=self.max_frame_len).contains(&full) {
-            return Err(ProtocolError::BadFrameLength {
-                len: u64::from(raw),
-                max: self.max_frame_len,
-            });
+            return Err(ProtocolError::BadFrameLength { len: u64::from(raw), max: self.max_frame_len });
         }
         let head = u16::from_be_bytes([src[7], src[8]]);
         if usize::from(head) < V1_HEAD_LEN || usize::from(head) > full {
@@ -77,13 +70,8 @@ impl RpcCodec {
         }
         let flag = u16::from_be_bytes([src[2], src[3]]);
         let code_or_len = i16::from_be_bytes([src[4], src[5]]);
-        let id = i64::from_be_bytes([
-            src[6], src[7], src[8], src[9], src[10], src[11], src[12], src[13],
-        ]);
-        let request_id = u32::try_from(id).map_err(|_| ProtocolError::BadLength {
-            field: "v0 message id",
-            len: id,
-        })?;
+        let id = i64::from_be_bytes([src[6], src[7], src[8], src[9], src[10], src[11], src[12], src[13]]);
+        let request_id = u32::try_from(id).map_err(|_| ProtocolError::BadLength { field: "v0 message id", len: id })?;
         let message_type = match (flag & v0_flag::HEARTBEAT != 0, flag & v0_flag::REQUEST != 0) {
             (true, true) => msg_type::HEARTBEAT_REQUEST,
             (true, false) => msg_type::HEARTBEAT_RESPONSE,
@@ -106,10 +94,8 @@ impl RpcCodec {
         }
         if flag & v0_flag::SEATA_CODEC == 0 {
             // A Hessian body with its length in the header: consume it, report the codec.
-            let len = usize::try_from(code_or_len).map_err(|_| ProtocolError::BadLength {
-                field: "v0 body length",
-                len: i64::from(code_or_len),
-            })?;
+            let len = usize::try_from(code_or_len)
+                .map_err(|_| ProtocolError::BadLength { field: "v0 body length", len: i64::from(code_or_len) })?;
             if src.len() < V0_HEAD_LEN + len {
                 return Ok(None);
             }
@@ -151,10 +137,7 @@ impl Decoder for RpcCodec {
             return Ok(None);
         }
         if src[0] != MAGIC[0] || (src.len() >= 2 && src[1] != MAGIC[1]) {
-            return Err(ProtocolError::BadMagic([
-                src[0],
-                src.get(1).copied().unwrap_or(0),
-            ]));
+            return Err(ProtocolError::BadMagic([src[0], src.get(1).copied().unwrap_or(0)]));
         }
         if src.len() < 3 {
             return Ok(None);

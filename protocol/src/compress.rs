@@ -22,10 +22,7 @@ pub mod id {
 
 /// Whether this crate reads and writes compressor `c`.
 pub fn is_supported(c: u8) -> bool {
-    matches!(
-        c,
-        id::NONE | id::GZIP | id::ZIP | id::BZIP2 | id::LZ4 | id::DEFLATER | id::ZSTD
-    )
+    matches!(c, id::NONE | id::GZIP | id::ZIP | id::BZIP2 | id::LZ4 | id::DEFLATER | id::ZSTD)
 }
 
 fn err(e: impl std::fmt::Display) -> ProtocolError {
@@ -66,9 +63,7 @@ fn read_bounded(r: impl Read, limit: usize) -> Result<Vec<u8>, ProtocolError> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     r.take(cap).read_to_end(&mut out).map_err(err)?;
     if out.len() > limit {
-        return Err(ProtocolError::Compression(format!(
-            "decompressed body exceeds {limit} bytes"
-        )));
+        return Err(ProtocolError::Compression(format!("decompressed body exceeds {limit} bytes")));
     }
     Ok(out)
 }
@@ -78,9 +73,7 @@ pub fn decompress(c: u8, data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolE
     match c {
         id::NONE => {
             if data.len() > limit {
-                return Err(ProtocolError::Compression(format!(
-                    "body exceeds {limit} bytes"
-                )));
+                return Err(ProtocolError::Compression(format!("body exceeds {limit} bytes")));
             }
             Ok(data.to_vec())
         }
@@ -115,13 +108,7 @@ mod lz4_block {
         xxhash_rust::xxh32::xxh32(data, SEED) & 0x0FFF_FFFF
     }
 
-    fn put_block(
-        out: &mut Vec<u8>,
-        method: u8,
-        compressed: &[u8],
-        original_len: usize,
-        check: u32,
-    ) {
+    fn put_block(out: &mut Vec<u8>, method: u8, compressed: &[u8], original_len: usize, check: u32) {
         out.extend_from_slice(MAGIC);
         out.push(method | LEVEL);
         // Block lengths are at most BLOCK_SIZE plus LZ4's worst-case expansion, so they fit an i32.
@@ -169,30 +156,23 @@ mod lz4_block {
                 continue; // end-of-stream marker (several streams may follow each other)
             }
             if clen > data.len() || olen > limit.saturating_sub(out.len()) {
-                return Err(ProtocolError::Compression(
-                    "LZ4Block lengths out of range".into(),
-                ));
+                return Err(ProtocolError::Compression("LZ4Block lengths out of range".into()));
             }
             let start = out.len();
             match method {
                 METHOD_RAW if clen == olen => out.extend_from_slice(&data[..clen]),
                 METHOD_LZ4 => {
                     out.resize(start + olen, 0);
-                    let n = lz4_flex::block::decompress_into(&data[..clen], &mut out[start..])
-                        .map_err(err)?;
+                    let n = lz4_flex::block::decompress_into(&data[..clen], &mut out[start..]).map_err(err)?;
                     if n != olen {
-                        return Err(ProtocolError::Compression(
-                            "LZ4Block length mismatch".into(),
-                        ));
+                        return Err(ProtocolError::Compression("LZ4Block length mismatch".into()));
                     }
                 }
                 _ => return Err(ProtocolError::Compression("bad LZ4Block method".into())),
             }
             let got = &out[start..];
             if check != checksum(got) && check != xxhash_rust::xxh32::xxh32(got, SEED) {
-                return Err(ProtocolError::Compression(
-                    "LZ4Block checksum mismatch".into(),
-                ));
+                return Err(ProtocolError::Compression("LZ4Block checksum mismatch".into()));
             }
             data = &data[clen..];
         }
@@ -228,10 +208,7 @@ mod zip {
         e.write_all(data).map_err(err)?;
         let packed = e.finish().map_err(err)?;
         let crc = crc32fast::hash(data);
-        let too_big = |_| ProtocolError::TooLong {
-            field: "zip entry",
-            len: data.len(),
-        };
+        let too_big = |_| ProtocolError::TooLong { field: "zip entry", len: data.len() };
         let csize = u32::try_from(packed.len()).map_err(too_big)?;
         let usize_ = u32::try_from(data.len()).map_err(too_big)?;
         let mut out = Vec::with_capacity(packed.len() + 128);
@@ -296,36 +273,22 @@ mod zip {
             let name_len = usize::from(rd16(data, at + 26)?);
             let extra_len = usize::from(rd16(data, at + 28)?);
             at += 30 + name_len + extra_len;
-            let body = data
-                .get(at..)
-                .ok_or_else(|| ProtocolError::Compression("zip truncated".into()))?;
+            let body = data.get(at..).ok_or_else(|| ProtocolError::Compression("zip truncated".into()))?;
             let consumed = match method {
                 0 => {
-                    let b = body
-                        .get(..csize)
-                        .ok_or_else(|| ProtocolError::Compression("zip truncated".into()))?;
+                    let b = body.get(..csize).ok_or_else(|| ProtocolError::Compression("zip truncated".into()))?;
                     if b.len() > limit.saturating_sub(out.len()) {
-                        return Err(ProtocolError::Compression(format!(
-                            "decompressed body exceeds {limit} bytes"
-                        )));
+                        return Err(ProtocolError::Compression(format!("decompressed body exceeds {limit} bytes")));
                     }
                     out.extend_from_slice(b);
                     csize
                 }
                 8 => inflate_raw(body, &mut out, limit)?,
-                m => {
-                    return Err(ProtocolError::Compression(format!(
-                        "zip method {m} not supported"
-                    )))
-                }
+                m => return Err(ProtocolError::Compression(format!("zip method {m} not supported"))),
             };
             at += consumed;
             if flags & 0x0008 != 0 {
-                at += if rd32(data, at).ok() == Some(DESCRIPTOR) {
-                    16
-                } else {
-                    12
-                };
+                at += if rd32(data, at).ok() == Some(DESCRIPTOR) { 16 } else { 12 };
             }
         }
         if at == 0 {
@@ -344,17 +307,11 @@ mod zip {
             let before_out = d.total_out();
             let pos = usize::try_from(before_in).map_err(err)?;
             let status = d
-                .decompress(
-                    input.get(pos..).unwrap_or_default(),
-                    &mut chunk,
-                    flate2::FlushDecompress::None,
-                )
+                .decompress(input.get(pos..).unwrap_or_default(), &mut chunk, flate2::FlushDecompress::None)
                 .map_err(err)?;
             let produced = usize::try_from(d.total_out() - before_out).map_err(err)?;
             if produced > limit.saturating_sub(out.len()) {
-                return Err(ProtocolError::Compression(format!(
-                    "decompressed body exceeds {limit} bytes"
-                )));
+                return Err(ProtocolError::Compression(format!("decompressed body exceeds {limit} bytes")));
             }
             out.extend_from_slice(&chunk[..produced]);
             match status {
@@ -375,25 +332,10 @@ mod tests {
     #[test]
     fn every_supported_compressor_round_trips() {
         let data: Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
-        for c in [
-            id::NONE,
-            id::GZIP,
-            id::ZIP,
-            id::BZIP2,
-            id::LZ4,
-            id::DEFLATER,
-            id::ZSTD,
-        ] {
+        for c in [id::NONE, id::GZIP, id::ZIP, id::BZIP2, id::LZ4, id::DEFLATER, id::ZSTD] {
             let packed = compress(c, &data).unwrap();
-            assert_eq!(
-                decompress(c, &packed, data.len()).unwrap(),
-                data,
-                "compressor {c}"
-            );
-            assert!(
-                decompress(c, &packed, data.len() - 1).is_err(),
-                "limit not enforced for {c}"
-            );
+            assert_eq!(decompress(c, &packed, data.len()).unwrap(), data, "compressor {c}");
+            assert!(decompress(c, &packed, data.len() - 1).is_err(), "limit not enforced for {c}");
             for cut in [0, 1, packed.len() / 2] {
                 let _ = decompress(c, &packed[..cut], data.len());
             }
@@ -409,13 +351,7 @@ mod tests {
 
     #[test]
     fn unsupported_compressors_are_errors() {
-        assert!(matches!(
-            compress(id::SEVENZ, b"x"),
-            Err(ProtocolError::UnsupportedCompressor(3))
-        ));
-        assert!(matches!(
-            decompress(9, b"x", 10),
-            Err(ProtocolError::UnsupportedCompressor(9))
-        ));
+        assert!(matches!(compress(id::SEVENZ, b"x"), Err(ProtocolError::UnsupportedCompressor(3))));
+        assert!(matches!(decompress(9, b"x", 10), Err(ProtocolError::UnsupportedCompressor(9))));
     }
 }

@@ -71,9 +71,7 @@ impl HeadMap {
             }
             let n = usize::try_from(len).map_err(|_| ProtocolError::BadHeadMap)?;
             let b = r.bytes(n, "head map")?;
-            std::str::from_utf8(b)
-                .map(|s| Some(s.to_owned()))
-                .map_err(|_| ProtocolError::InvalidUtf8("head map"))
+            std::str::from_utf8(b).map(|s| Some(s.to_owned())).map_err(|_| ProtocolError::InvalidUtf8("head map"))
         }
         let mut r = Reader::new(&raw);
         let mut entries = Vec::new();
@@ -91,10 +89,8 @@ impl HeadMap {
             match s {
                 None => buf.put_i16(-1),
                 Some(s) => {
-                    let len = i16::try_from(s.len()).map_err(|_| ProtocolError::TooLong {
-                        field: "head map entry",
-                        len: s.len(),
-                    })?;
+                    let len = i16::try_from(s.len())
+                        .map_err(|_| ProtocolError::TooLong { field: "head map entry", len: s.len() })?;
                     buf.put_i16(len);
                     buf.put_slice(s.as_bytes());
                 }
@@ -145,21 +141,14 @@ pub struct Frame {
 impl Frame {
     /// True for heartbeat pings and pongs.
     pub fn is_heartbeat(&self) -> bool {
-        matches!(
-            self.message_type,
-            msg_type::HEARTBEAT_REQUEST | msg_type::HEARTBEAT_RESPONSE
-        )
+        matches!(self.message_type, msg_type::HEARTBEAT_REQUEST | msg_type::HEARTBEAT_RESPONSE)
     }
 
     /// A v1 heartbeat frame.
     pub fn heartbeat(request_id: u32, ping: bool) -> Frame {
         Frame {
             version: ProtocolVersion::V1,
-            message_type: if ping {
-                msg_type::HEARTBEAT_REQUEST
-            } else {
-                msg_type::HEARTBEAT_RESPONSE
-            },
+            message_type: if ping { msg_type::HEARTBEAT_REQUEST } else { msg_type::HEARTBEAT_RESPONSE },
             codec: CODEC_SEATA,
             compressor: compress::id::NONE,
             request_id,
@@ -208,23 +197,13 @@ impl Frame {
     /// The answer to `self` carrying `msg`: type 1, same version, id, codec and compressor, no head
     /// map (PROTOCOL.md §6.5).
     pub fn response(&self, msg: &Message, ctx: &CodecContext) -> Result<Frame, ProtocolError> {
-        let mut f = Frame::with_message(
-            msg_type::RESPONSE,
-            self.request_id,
-            msg,
-            ctx,
-            self.compressor,
-        )?;
+        let mut f = Frame::with_message(msg_type::RESPONSE, self.request_id, msg, ctx, self.compressor)?;
         f.version = self.version;
         Ok(f)
     }
 
     /// Decompresses and decodes the body. `limit` bounds the decompressed size.
-    pub fn decode_message(
-        &self,
-        ctx: &CodecContext,
-        limit: usize,
-    ) -> Result<Message, ProtocolError> {
+    pub fn decode_message(&self, ctx: &CodecContext, limit: usize) -> Result<Message, ProtocolError> {
         if self.codec != CODEC_SEATA {
             return Err(ProtocolError::UnsupportedCodec(self.codec));
         }
@@ -249,20 +228,14 @@ impl Frame {
         let full = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]);
         let head = u16::from_be_bytes([buf[7], buf[8]]);
         if usize::try_from(full).ok() != Some(buf.len()) {
-            return Err(ProtocolError::BadFrameLength {
-                len: u64::from(full),
-                max: buf.len(),
-            });
+            return Err(ProtocolError::BadFrameLength { len: u64::from(full), max: buf.len() });
         }
         let head_len = usize::from(head);
         if head_len < V1_HEAD_LEN || head_len > buf.len() {
             return Err(ProtocolError::BadHeadLength { head, full });
         }
-        let head_map = if head_len == V1_HEAD_LEN {
-            HeadMap::default()
-        } else {
-            HeadMap::parse(buf.slice(V1_HEAD_LEN..head_len))
-        };
+        let head_map =
+            if head_len == V1_HEAD_LEN { HeadMap::default() } else { HeadMap::parse(buf.slice(V1_HEAD_LEN..head_len)) };
         Ok(Frame {
             version: ProtocolVersion::V1,
             message_type: buf[9],
@@ -270,10 +243,7 @@ impl Frame {
             compressor: buf[11],
             request_id: u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]),
             head_map,
-            body: if matches!(
-                buf[9],
-                msg_type::HEARTBEAT_REQUEST | msg_type::HEARTBEAT_RESPONSE
-            ) {
+            body: if matches!(buf[9], msg_type::HEARTBEAT_REQUEST | msg_type::HEARTBEAT_RESPONSE) {
                 Bytes::new() // decoders ignore any body bytes of heartbeats (§1.5)
             } else {
                 buf.slice(head_len..)
@@ -305,14 +275,8 @@ impl Frame {
             dst.put_slice(&self.body);
         }
         let full = dst.len() - start;
-        let head16 = u16::try_from(head).map_err(|_| ProtocolError::TooLong {
-            field: "head map",
-            len: head,
-        })?;
-        let full32 = u32::try_from(full).map_err(|_| ProtocolError::TooLong {
-            field: "frame",
-            len: full,
-        })?;
+        let head16 = u16::try_from(head).map_err(|_| ProtocolError::TooLong { field: "head map", len: head })?;
+        let full32 = u32::try_from(full).map_err(|_| ProtocolError::TooLong { field: "frame", len: full })?;
         dst[start + 3..start + 7].copy_from_slice(&full32.to_be_bytes());
         dst[start + 7..start + 9].copy_from_slice(&head16.to_be_bytes());
         Ok(())

@@ -75,12 +75,8 @@ impl GlobalStatus {
     /// unknown before 1.5.0/1.5.1 and to seata-python, codes 18 to 20 exist on no released client.
     pub fn for_client(self, version: &Version) -> GlobalStatus {
         match self {
-            GlobalStatus::CommitRetryTimeout if !version.at_least(1, 5, 0) => {
-                GlobalStatus::CommitFailed
-            }
-            GlobalStatus::RollbackRetryTimeout if !version.at_least(1, 5, 1) => {
-                GlobalStatus::RollbackFailed
-            }
+            GlobalStatus::CommitRetryTimeout if !version.at_least(1, 5, 0) => GlobalStatus::CommitFailed,
+            GlobalStatus::RollbackRetryTimeout if !version.at_least(1, 5, 1) => GlobalStatus::RollbackFailed,
             GlobalStatus::Deleting => GlobalStatus::Finished,
             GlobalStatus::StopCommitOrCommitRetry => GlobalStatus::CommitRetrying,
             GlobalStatus::StopRollbackOrRollbackRetry => GlobalStatus::RollbackRetrying,
@@ -128,10 +124,7 @@ impl GlobalStatus {
 
     /// Statuses in which a commit is under way.
     pub fn is_committing(self) -> bool {
-        matches!(
-            self,
-            GlobalStatus::Committing | GlobalStatus::CommitRetrying | GlobalStatus::AsyncCommitting
-        )
+        matches!(self, GlobalStatus::Committing | GlobalStatus::CommitRetrying | GlobalStatus::AsyncCommitting)
     }
 }
 
@@ -272,19 +265,10 @@ impl ExceptionCode {
     pub fn from_wire(byte: u8, table: CodeTable) -> Result<ExceptionCode, ProtocolError> {
         use ExceptionCode as E;
         let tail: &[ExceptionCode] = match table {
-            CodeTable::V2 => &[
-                E::NotRaftLeader,
-                E::LockKeyConflictFailFast,
-                E::TransactionTimeout,
-                E::CommitHeuristic,
-                E::Broken,
-            ],
-            CodeTable::V1_7 => &[
-                E::LockKeyConflictFailFast,
-                E::TransactionTimeout,
-                E::CommitHeuristic,
-                E::Broken,
-            ],
+            CodeTable::V2 => {
+                &[E::NotRaftLeader, E::LockKeyConflictFailFast, E::TransactionTimeout, E::CommitHeuristic, E::Broken]
+            }
+            CodeTable::V1_7 => &[E::LockKeyConflictFailFast, E::TransactionTimeout, E::CommitHeuristic, E::Broken],
             CodeTable::V1_5 | CodeTable::V1_4 => &[],
         };
         let i = usize::from(byte);
@@ -292,18 +276,11 @@ impl ExceptionCode {
             .get(i)
             .or_else(|| tail.get(i.wrapping_sub(Self::COMMON.len())))
             .copied()
-            .ok_or(ProtocolError::UnknownEnum {
-                kind: "TransactionExceptionCode",
-                value: i32::from(byte),
-            })
+            .ok_or(ProtocolError::UnknownEnum { kind: "TransactionExceptionCode", value: i32::from(byte) })
     }
 
     fn common_index(code: ExceptionCode) -> u8 {
-        Self::COMMON
-            .iter()
-            .zip(0u8..)
-            .find(|(c, _)| **c == code)
-            .map_or(0, |(_, i)| i)
+        Self::COMMON.iter().zip(0u8..).find(|(c, _)| **c == code).map_or(0, |(_, i)| i)
     }
 
     /// Seata's Java constant name.
@@ -342,9 +319,7 @@ impl ExceptionCode {
         if name == "FailedLockGlobalTranscation" {
             return Some(ExceptionCode::FailedLockGlobalTransaction);
         }
-        (0..=23u8)
-            .filter_map(|b| ExceptionCode::from_wire(b, CodeTable::V2).ok())
-            .find(|c| c.name() == name)
+        (0..=23u8).filter_map(|b| ExceptionCode::from_wire(b, CodeTable::V2).ok()).find(|c| c.name() == name)
     }
 }
 
@@ -372,10 +347,7 @@ mod tests {
             assert_eq!(ExceptionCode::from_name(c.name()), Some(c));
         }
         assert!(ExceptionCode::from_wire(24, CodeTable::V2).is_err());
-        assert_eq!(
-            ExceptionCode::from_wire(19, CodeTable::V1_7).unwrap(),
-            fail_fast
-        );
+        assert_eq!(ExceptionCode::from_wire(19, CodeTable::V1_7).unwrap(), fail_fast);
         assert!(ExceptionCode::from_wire(19, CodeTable::V1_5).is_err());
     }
 
@@ -383,14 +355,8 @@ mod tests {
     fn global_status_is_mapped_for_old_clients() {
         let old = Version::parse("1.4.2");
         let new = Version::parse("2.2.0");
-        assert_eq!(
-            GlobalStatus::CommitRetryTimeout.for_client(&old),
-            GlobalStatus::CommitFailed
-        );
-        assert_eq!(
-            GlobalStatus::CommitRetryTimeout.for_client(&new),
-            GlobalStatus::CommitRetryTimeout
-        );
+        assert_eq!(GlobalStatus::CommitRetryTimeout.for_client(&old), GlobalStatus::CommitFailed);
+        assert_eq!(GlobalStatus::CommitRetryTimeout.for_client(&new), GlobalStatus::CommitRetryTimeout);
         assert_eq!(
             GlobalStatus::RollbackRetryTimeout.for_client(&Version::parse("1.5.0")),
             GlobalStatus::RollbackFailed

@@ -32,10 +32,7 @@ impl Version {
         if !ok {
             parts = [0; 4];
         }
-        Version {
-            parts,
-            raw: raw.to_owned(),
-        }
+        Version { parts, raw: raw.to_owned() }
     }
 
     /// True when this version is at least `major.minor.patch`.

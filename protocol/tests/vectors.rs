@@ -15,19 +15,14 @@ const JAVA_RECORDS: usize = 52;
 
 fn decode_one(bytes: &[u8]) -> Frame {
     let mut buf = BytesMut::from(bytes);
-    let frame = RpcCodec::default()
-        .decode(&mut buf)
-        .expect("frame decodes")
-        .expect("a whole frame");
+    let frame = RpcCodec::default().decode(&mut buf).expect("frame decodes").expect("a whole frame");
     assert!(buf.is_empty(), "frame left {} bytes behind", buf.len());
     frame
 }
 
 fn encode_frame(frame: &Frame) -> Vec<u8> {
     let mut out = BytesMut::new();
-    RpcCodec::default()
-        .encode(frame, &mut out)
-        .expect("frame encodes");
+    RpcCodec::default().encode(frame, &mut out).expect("frame encodes");
     out.to_vec()
 }
 
@@ -36,12 +31,7 @@ fn head_map(meta: &Value) -> HeadMap {
         .as_array()
         .unwrap()
         .iter()
-        .map(|kv| {
-            (
-                kv[0].as_str().map(str::to_owned),
-                kv[1].as_str().map(str::to_owned),
-            )
-        })
+        .map(|kv| (kv[0].as_str().map(str::to_owned), kv[1].as_str().map(str::to_owned)))
         .collect();
     HeadMap::Entries(entries)
 }
@@ -58,79 +48,44 @@ fn every_java_vector_decodes_and_reencodes_byte_for_byte() {
         let frame = decode_one(&frame_bytes);
 
         // Header fields.
-        assert_eq!(
-            u64::from(frame.request_id),
-            meta["request_id"].as_u64().unwrap(),
-            "{name}: request id"
-        );
-        assert_eq!(
-            u64::from(frame.message_type),
-            meta["message_type"].as_u64().unwrap(),
-            "{name}: type"
-        );
-        assert_eq!(
-            u64::from(frame.codec),
-            meta["codec"].as_u64().unwrap(),
-            "{name}: codec"
-        );
-        assert_eq!(
-            u64::from(frame.compressor),
-            meta["compressor"].as_u64().unwrap(),
-            "{name}: compressor"
-        );
+        assert_eq!(u64::from(frame.request_id), meta["request_id"].as_u64().unwrap(), "{name}: request id");
+        assert_eq!(u64::from(frame.message_type), meta["message_type"].as_u64().unwrap(), "{name}: type");
+        assert_eq!(u64::from(frame.codec), meta["codec"].as_u64().unwrap(), "{name}: codec");
+        assert_eq!(u64::from(frame.compressor), meta["compressor"].as_u64().unwrap(), "{name}: compressor");
         assert_eq!(frame.head_map, head_map(meta), "{name}: head map");
 
         if code == 120 {
             let ping = rec["fields"]["ping"].as_bool().unwrap();
             assert!(frame.is_heartbeat(), "{name}");
             let id = frame.request_id;
-            assert_eq!(
-                encode_frame(&Frame::heartbeat(id, ping)),
-                frame_bytes,
-                "{name}: heartbeat bytes"
-            );
+            assert_eq!(encode_frame(&Frame::heartbeat(id, ping)), frame_bytes, "{name}: heartbeat bytes");
             checked += 1;
             continue;
         }
 
         // Decoding gives the listed fields.
         let expected = build(code, &rec["fields"]);
-        let decoded = frame
-            .decode_message(&ctx, DEFAULT_MAX_FRAME_LEN)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let decoded = frame.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(decoded, expected, "{name}: decoded fields");
 
         // Encoding the fields gives the same body ...
         let body = unhex(&rec["body_hex"]);
-        assert_eq!(
-            expected.encode(&ctx).unwrap().to_vec(),
-            body,
-            "{name}: body bytes"
-        );
+        assert_eq!(expected.encode(&ctx).unwrap().to_vec(), body, "{name}: body bytes");
 
         // ... and the same frame.
         let msg_type = u8::try_from(meta["message_type"].as_u64().unwrap()).unwrap();
         let compressor = u8::try_from(meta["compressor"].as_u64().unwrap()).unwrap();
-        let mut ours =
-            Frame::with_message(msg_type, frame.request_id, &expected, &ctx, compressor).unwrap();
+        let mut ours = Frame::with_message(msg_type, frame.request_id, &expected, &ctx, compressor).unwrap();
         ours.head_map = head_map(meta);
         if compressor == 0 {
             assert_eq!(encode_frame(&ours), frame_bytes, "{name}: frame bytes");
         } else {
             // Another deflate implementation may choose other (equally valid) bytes: the frame
             // re-encodes exactly from its decoded parts, and ours decodes to the same message.
-            assert_eq!(
-                unhex(&meta["compressed_body_hex"]),
-                frame.body.to_vec(),
-                "{name}: compressed body"
-            );
+            assert_eq!(unhex(&meta["compressed_body_hex"]), frame.body.to_vec(), "{name}: compressed body");
             assert_eq!(encode_frame(&frame), frame_bytes, "{name}: frame re-encode");
             let back = decode_one(&encode_frame(&ours));
-            assert_eq!(
-                back.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN).unwrap(),
-                expected,
-                "{name}"
-            );
+            assert_eq!(back.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN).unwrap(), expected, "{name}");
         }
         checked += 1;
     }
@@ -154,30 +109,17 @@ fn every_frame_seata_python_produces_decodes() {
         if let Some(hex) = rec["frame_hex"].as_str() {
             let frame = decode_one(&hex::decode(hex).unwrap());
             if code != 120 {
-                let msg = frame
-                    .decode_message(&ctx, DEFAULT_MAX_FRAME_LEN)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let msg = frame.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(msg, build(code, &rec["fields"]), "{name}");
             }
             if name == "GlobalBeginRequest_frame_with_utf8_head_map" {
-                assert!(
-                    matches!(frame.head_map, HeadMap::Malformed(_)),
-                    "{name}: python's head map is malformed"
-                );
-                assert_eq!(
-                    encode_frame(&frame),
-                    hex::decode(hex).unwrap(),
-                    "{name}: kept byte for byte"
-                );
+                assert!(matches!(frame.head_map, HeadMap::Malformed(_)), "{name}: python's head map is malformed");
+                assert_eq!(encode_frame(&frame), hex::decode(hex).unwrap(), "{name}: kept byte for byte");
             }
             frames += 1;
         }
-        if let Some(hex) = rec
-            .get("harness_workaround_body_hex")
-            .and_then(Value::as_str)
-        {
-            let msg = Message::decode(&hex::decode(hex).unwrap(), &ctx)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(hex) = rec.get("harness_workaround_body_hex").and_then(Value::as_str) {
+            let msg = Message::decode(&hex::decode(hex).unwrap(), &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
             let mut expected = build(code, &rec["fields"]);
             if let Message::MergedWarpMessage(MergedWarpMessage { msg_ids, .. }) = &mut expected {
                 *msg_ids = None; // seata-python writes no id trailer
@@ -204,10 +146,7 @@ fn go_layout(java_body: &[u8]) -> Vec<u8> {
 #[test]
 fn seata_go_inputs_and_layout_differences() {
     let ctx = CodecContext::default();
-    let go_ctx = CodecContext {
-        go_short_msg: true,
-        ..ctx
-    };
+    let go_ctx = CodecContext { go_short_msg: true, ..ctx };
     let (mut bodies, mut go_variants, mut frames) = (0, 0, 0);
     for rec in load("go-seata-go-tests.json") {
         let name = rec["name"].as_str().unwrap();
@@ -217,29 +156,14 @@ fn seata_go_inputs_and_layout_differences() {
         let expected = build(code, &java["fields"]);
         let msg = Message::decode(&body, &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(msg, expected, "{name}");
-        assert_eq!(
-            expected.encode(&ctx).unwrap().to_vec(),
-            body,
-            "{name}: Java bytes"
-        );
+        assert_eq!(expected.encode(&ctx).unwrap().to_vec(), body, "{name}: Java bytes");
         bodies += 1;
 
-        let differs = rec["go_encoder_vs_java"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("DIFFERS");
+        let differs = rec["go_encoder_vs_java"].as_str().unwrap_or("").starts_with("DIFFERS");
         if differs && matches!(code, 4 | 6 | 14 | 22) {
             let go = go_layout(&body);
-            assert_eq!(
-                Message::decode(&go, &ctx).unwrap(),
-                expected,
-                "{name}: reads Go's layout"
-            );
-            assert_eq!(
-                expected.encode(&go_ctx).unwrap().to_vec(),
-                go,
-                "{name}: writes Go's layout"
-            );
+            assert_eq!(Message::decode(&go, &ctx).unwrap(), expected, "{name}: reads Go's layout");
+            assert_eq!(expected.encode(&go_ctx).unwrap().to_vec(), go, "{name}: writes Go's layout");
             go_variants += 1;
         }
 
@@ -264,15 +188,10 @@ fn seata_go_inputs_and_layout_differences() {
             let decoded = decode_one(&encode_frame(&frame));
             assert_eq!(decoded, frame, "{name}: Go frame header and head map");
             // Java would try to gunzip the plain body and drop the frame; so do we, with a clear error.
-            assert!(matches!(
-                decoded.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN),
-                Err(ProtocolError::Compression(_))
-            ));
+            assert!(matches!(decoded.decode_message(&ctx, DEFAULT_MAX_FRAME_LEN), Err(ProtocolError::Compression(_))));
             frames += 1;
         }
     }
-    println!(
-        "checked {bodies} seata-go inputs, {go_variants} Go-layout variants, {frames} Go frames"
-    );
+    println!("checked {bodies} seata-go inputs, {go_variants} Go-layout variants, {frames} Go frames");
     assert_eq!((bodies, go_variants, frames), (34, 4, 3));
 }

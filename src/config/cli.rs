@@ -75,8 +75,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    const REWRITES: &[(&str, &str)] =
-        &[("-ssm", "--sessionStoreMode"), ("-lsm", "--lockStoreMode")];
+    const REWRITES: &[(&str, &str)] = &[("-ssm", "--sessionStoreMode"), ("-lsm", "--lockStoreMode")];
     let mut out = Vec::new();
     let mut after_separator = false;
     for arg in args {
@@ -166,22 +165,12 @@ mod tests {
         let err = parse(&["--help"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
         // -h needs a value: it is the host, not help.
-        assert_eq!(
-            parse(&["-h"]).unwrap_err().kind(),
-            clap::error::ErrorKind::InvalidValue
-        );
+        assert_eq!(parse(&["-h"]).unwrap_err().kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]
     fn bad_flags_are_errors() {
-        for args in [
-            &["-n", "1024"][..],
-            &["-p", "0"],
-            &["-p", "70000"],
-            &["-p", "x"],
-            &["--nope"],
-            &["extra"],
-        ] {
+        for args in [&["-n", "1024"][..], &["-p", "0"], &["-p", "70000"], &["-p", "x"], &["--nope"], &["extra"]] {
             assert!(parse(args).is_err(), "{args:?}");
         }
     }

@@ -52,9 +52,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A key that is neither one of Seata's nor one of ours (usually a typo).
-    #[error(
-        "{origin}: {key}: unknown key (neither a Seata key nor one of this server's extensions)"
-    )]
+    #[error("{origin}: {key}: unknown key (neither a Seata key nor one of this server's extensions)")]
     UnknownKey {
         /// Where the key was written.
         origin: Origin,

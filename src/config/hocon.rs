@@ -14,12 +14,7 @@ const MAX_DEPTH: usize = 64;
 
 /// Parses `text` into `(dotted key, value)` pairs in file order.
 pub(crate) fn parse(text: &str) -> Result<Vec<(String, RawValue)>, String> {
-    let mut parser = Parser {
-        chars: text.chars().collect(),
-        pos: 0,
-        line: 1,
-        out: Vec::new(),
-    };
+    let mut parser = Parser { chars: text.chars().collect(), pos: 0, line: 1, out: Vec::new() };
     parser.document()?;
     Ok(parser.out)
 }
@@ -140,15 +135,8 @@ impl Parser {
                         self.out.push((path.join("."), value));
                     }
                 }
-                Some('+') if self.peek_at(1) == Some('=') => {
-                    return self.err("`+=` is not supported")
-                }
-                _ => {
-                    return self.err(format!(
-                        "expected `=`, `:` or `{{` after `{}`",
-                        path.join(".")
-                    ))
-                }
+                Some('+') if self.peek_at(1) == Some('=') => return self.err("`+=` is not supported"),
+                _ => return self.err(format!("expected `=`, `:` or `{{` after `{}`", path.join("."))),
             }
         }
     }
@@ -341,18 +329,12 @@ empty =
             got,
             vec![
                 ("store.mode".to_owned(), scalar("db")),
-                (
-                    "store.db.url".to_owned(),
-                    scalar("jdbc:mysql://127.0.0.1:3306/seata?x=1")
-                ),
+                ("store.db.url".to_owned(), scalar("jdbc:mysql://127.0.0.1:3306/seata?x=1")),
                 ("store.db.minConn".to_owned(), scalar("5")),
                 ("store.db.password".to_owned(), scalar("")),
                 ("store.redis.single.host".to_owned(), scalar("127.0.0.1")),
                 ("store.redis.single.port".to_owned(), scalar("6379")),
-                (
-                    "service.vgroupMapping.my_group".to_owned(),
-                    scalar("default")
-                ),
+                ("service.vgroupMapping.my_group".to_owned(), scalar("default")),
                 ("empty".to_owned(), RawValue::Null),
             ]
         );
@@ -364,10 +346,7 @@ empty =
         assert_eq!(
             got,
             vec![
-                (
-                    "a".to_owned(),
-                    RawValue::List(vec!["x".to_owned(), "y z".to_owned()])
-                ),
+                ("a".to_owned(), RawValue::List(vec!["x".to_owned(), "y z".to_owned()])),
                 ("b".to_owned(), scalar("q\"A")),
                 ("c".to_owned(), scalar("${HOME:/x}/y")),
             ]

@@ -10,20 +10,11 @@ const MAX_HOST_LEN: usize = 253;
 /// is sent. `None` when the machine has no non-loopback IPv4 route.
 #[must_use]
 pub fn detect_host() -> Option<Ipv4Addr> {
-    [
-        "8.8.8.8:80",
-        "10.255.255.255:9",
-        "192.168.255.255:9",
-        "172.31.255.255:9",
-    ]
-    .iter()
-    .find_map(|target| {
+    ["8.8.8.8:80", "10.255.255.255:9", "192.168.255.255:9", "172.31.255.255:9"].iter().find_map(|target| {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
         socket.connect(target).ok()?;
         match socket.local_addr().ok()? {
-            SocketAddr::V4(addr) if !addr.ip().is_loopback() && !addr.ip().is_unspecified() => {
-                Some(*addr.ip())
-            }
+            SocketAddr::V4(addr) if !addr.ip().is_loopback() && !addr.ip().is_unspecified() => Some(*addr.ip()),
             _ => None,
         }
     })
@@ -38,9 +29,7 @@ pub(crate) fn validate_host(value: &str) -> Result<String, String> {
     }
     if let Ok(ip) = host.parse::<Ipv4Addr>() {
         if ip.is_unspecified() {
-            return Err(format!(
-                "\"{host}\" cannot be used: clients connect to the address in the XID"
-            ));
+            return Err(format!("\"{host}\" cannot be used: clients connect to the address in the XID"));
         }
         return Ok(ip.to_string());
     }
@@ -60,9 +49,7 @@ pub(crate) fn validate_host(value: &str) -> Result<String, String> {
     if valid_name {
         Ok(host.to_owned())
     } else {
-        Err(format!(
-            "invalid value \"{host}\" (expected an IPv4 address or a host name)"
-        ))
+        Err(format!("invalid value \"{host}\" (expected an IPv4 address or a host name)"))
     }
 }
 
@@ -84,10 +71,7 @@ mod tests {
     #[test]
     fn hosts() {
         assert_eq!(validate_host(" 10.0.0.1 ").unwrap(), "10.0.0.1");
-        assert_eq!(
-            validate_host("seata-0.seata.svc").unwrap(),
-            "seata-0.seata.svc"
-        );
+        assert_eq!(validate_host("seata-0.seata.svc").unwrap(), "seata-0.seata.svc");
         for bad in ["", "0.0.0.0", "::1", "fe80::1", "a b", "-x", "a..b", "x_y"] {
             assert!(validate_host(bad).is_err(), "{bad:?}");
         }
@@ -99,10 +83,7 @@ mod tests {
         assert_eq!(a, derive_server_node("10.0.0.1", 8091));
         assert!(a <= 1023);
         assert_ne!(
-            (0..16)
-                .map(|p| derive_server_node("10.0.0.1", 8091 + p))
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
+            (0..16).map(|p| derive_server_node("10.0.0.1", 8091 + p)).collect::<std::collections::BTreeSet<_>>().len(),
             1
         );
     }

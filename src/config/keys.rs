@@ -78,10 +78,7 @@ pub(crate) const KEYS: &[&str] = &[
 /// Other spellings of keys we act on: (alias, canonical key).
 const ALIASES: &[(&str, &str)] = &[
     // config.txt (and older docs) misspell it; upstream ignores this spelling, we accept both.
-    (
-        "seata.server.recovery.asyn-committing-retry-period",
-        "seata.server.recovery.async-committing-retry-period",
-    ),
+    ("seata.server.recovery.asyn-committing-retry-period", "seata.server.recovery.async-committing-retry-period"),
 ];
 
 /// Seata (and Spring Boot) keys that are accepted and not acted on, as whole subtrees.
@@ -165,14 +162,7 @@ const IGNORED: &[&str] = &[
 
 /// Top-level blocks of `file.conf`/`registry.conf` that Seata exposes as `seata.<key>`; anything
 /// else in those files (`service { }`, `client { }` of 1.x client files) is ignored by Seata too.
-pub(crate) const LEGACY_EXPOSED: &[&str] = &[
-    "config",
-    "registry",
-    "server",
-    "store",
-    "metrics",
-    "transport",
-];
+pub(crate) const LEGACY_EXPOSED: &[&str] = &["config", "registry", "server", "store", "metrics", "transport"];
 
 /// How a (normalised) key is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,17 +201,10 @@ pub(crate) fn classify(norm: &str) -> KeyClass {
     if let Some((_, key)) = ALIASES.iter().find(|(alias, _)| normalize(alias) == norm) {
         return KeyClass::Acted(key);
     }
-    if IGNORED
-        .iter()
-        .any(|p| is_segment_prefix(&normalize(p), norm))
-    {
+    if IGNORED.iter().any(|p| is_segment_prefix(&normalize(p), norm)) {
         return KeyClass::Ignored;
     }
-    if KEYS
-        .iter()
-        .chain(IGNORED.iter())
-        .any(|k| is_segment_prefix(norm, &normalize(k)))
-    {
+    if KEYS.iter().chain(IGNORED.iter()).any(|k| is_segment_prefix(norm, &normalize(k))) {
         return KeyClass::Section;
     }
     KeyClass::Unknown
@@ -232,10 +215,7 @@ pub(crate) fn classify(norm: &str) -> KeyClass {
 /// `SEATA_SERVER_SERVICEPORT` and the legacy form `SEATA_SERVER_SERVICE_PORT`.
 pub(crate) fn env_names(key: &str) -> [String; 2] {
     let upper = key.to_uppercase();
-    [
-        upper.replace('.', "_").replace('-', ""),
-        upper.replace(['.', '-'], "_"),
-    ]
+    [upper.replace('.', "_").replace('-', ""), upper.replace(['.', '-'], "_")]
 }
 
 #[cfg(test)]
@@ -250,44 +230,26 @@ mod tests {
             "seata.server.service_port",
             "Seata.Server.SERVICE-PORT",
         ] {
-            assert_eq!(
-                classify(&normalize(spelling)),
-                KeyClass::Acted("seata.server.service-port"),
-                "{spelling}"
-            );
+            assert_eq!(classify(&normalize(spelling)), KeyClass::Acted("seata.server.service-port"), "{spelling}");
         }
     }
 
     #[test]
     fn misspelled_async_period_is_an_alias() {
         assert_eq!(
-            classify(&normalize(
-                "seata.server.recovery.asynCommittingRetryPeriod"
-            )),
+            classify(&normalize("seata.server.recovery.asynCommittingRetryPeriod")),
             KeyClass::Acted("seata.server.recovery.async-committing-retry-period")
         );
     }
 
     #[test]
     fn classes() {
-        assert_eq!(
-            classify(&normalize("seata.registry.nacos.server-addr")),
-            KeyClass::Ignored
-        );
-        assert_eq!(
-            classify(&normalize("logging.level.org.apache")),
-            KeyClass::Ignored
-        );
-        assert_eq!(
-            classify(&normalize("logging.level.root")),
-            KeyClass::Acted("logging.level.root")
-        );
+        assert_eq!(classify(&normalize("seata.registry.nacos.server-addr")), KeyClass::Ignored);
+        assert_eq!(classify(&normalize("logging.level.org.apache")), KeyClass::Ignored);
+        assert_eq!(classify(&normalize("logging.level.root")), KeyClass::Acted("logging.level.root"));
         assert_eq!(classify(&normalize("seata.store.db")), KeyClass::Section);
         assert_eq!(classify(&normalize("seata")), KeyClass::Section);
-        assert_eq!(
-            classify(&normalize("seata.store.db.foo")),
-            KeyClass::Unknown
-        );
+        assert_eq!(classify(&normalize("seata.store.db.foo")), KeyClass::Unknown);
         assert_eq!(classify(&normalize("seata.storex")), KeyClass::Unknown);
         assert_eq!(classify(&normalize("nonsense")), KeyClass::Unknown);
     }
@@ -297,10 +259,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for key in KEYS {
             assert!(seen.insert(normalize(key)), "{key} listed twice");
-            assert!(
-                !IGNORED.iter().any(|p| normalize(p) == normalize(key)),
-                "{key} also ignored"
-            );
+            assert!(!IGNORED.iter().any(|p| normalize(p) == normalize(key)), "{key} also ignored");
         }
     }
 
@@ -308,10 +267,7 @@ mod tests {
     fn env_names_follow_spring() {
         assert_eq!(
             env_names("seata.server.service-port"),
-            [
-                "SEATA_SERVER_SERVICEPORT".to_owned(),
-                "SEATA_SERVER_SERVICE_PORT".to_owned()
-            ]
+            ["SEATA_SERVER_SERVICEPORT".to_owned(), "SEATA_SERVER_SERVICE_PORT".to_owned()]
         );
         assert_eq!(env_names("server.port")[0], "SERVER_PORT");
     }

@@ -47,10 +47,10 @@ pub use cli::Cli;
 pub use error::{ConfigError, Origin};
 pub use host::detect_host;
 pub use settings::{
-    ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey,
-    LogFormat, LogLevel, LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings,
-    RecoverySettings, Secret, SecuritySettings, ServerSettings, SessionSettings, Settings,
-    StoreMode, StoreSettings, TransportLimits, TransportSettings, UndoSettings,
+    ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey, LogFormat, LogLevel,
+    LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings, RecoverySettings, Secret, SecuritySettings,
+    ServerSettings, SessionSettings, Settings, StoreMode, StoreSettings, TransportLimits, TransportSettings,
+    UndoSettings,
 };
 
 use keys::{normalize, LEGACY_EXPOSED};
@@ -112,9 +112,7 @@ pub fn load_with(
 /// (`std::env::vars` would panic on them).
 #[must_use]
 pub fn process_env() -> HashMap<String, String> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 enum Yml {
@@ -125,9 +123,7 @@ enum Yml {
 }
 
 fn has_extension(path: &Path, ext: &str) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// Which yml and which legacy registry file to read.
@@ -137,8 +133,7 @@ fn locate(cli: &Cli, env: &HashMap<String, String>) -> Result<(Yml, Option<PathB
         Some(path) if has_extension(path, "properties") => {
             return Err(ConfigError::Syntax {
                 origin: Origin::File(path.clone()),
-                message: "properties files are not supported; use application.yml or a .conf file"
-                    .to_owned(),
+                message: "properties files are not supported; use application.yml or a .conf file".to_owned(),
             })
         }
         Some(path) => Yml::File(path.clone()),
@@ -155,22 +150,12 @@ fn locate(cli: &Cli, env: &HashMap<String, String>) -> Result<(Yml, Option<PathB
 
 /// `registry.conf` (or `SEATA_CONFIG_NAME`, suffixed `-<env>`) in `dir`, if it exists. A name
 /// given in `SEATA_CONFIG_NAME` must exist.
-fn registry_next_to(
-    dir: &Path,
-    cli: &Cli,
-    env: &HashMap<String, String>,
-) -> Result<Option<PathBuf>, ConfigError> {
-    let configured = env
-        .get("SEATA_CONFIG_NAME")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty());
+fn registry_next_to(dir: &Path, cli: &Cli, env: &HashMap<String, String>) -> Result<Option<PathBuf>, ConfigError> {
+    let configured = env.get("SEATA_CONFIG_NAME").map(|s| s.trim()).filter(|s| !s.is_empty());
     let mut name = configured.unwrap_or("registry");
     name = name.strip_prefix("file:").unwrap_or(name);
     let lower = name.to_ascii_lowercase();
-    if [".yml", ".yaml", ".properties"]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
-    {
+    if [".yml", ".yaml", ".properties"].iter().any(|ext| lower.ends_with(ext)) {
         return Err(ConfigError::InvalidValue {
             origin: Origin::Env,
             key: "SEATA_CONFIG_NAME".to_owned(),
@@ -196,10 +181,7 @@ fn registry_next_to(
     } else if configured.is_some() {
         Err(ConfigError::Read {
             path,
-            error: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "named by SEATA_CONFIG_NAME but not found",
-            ),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "named by SEATA_CONFIG_NAME but not found"),
         })
     } else {
         Ok(None)
@@ -216,9 +198,7 @@ fn load_legacy(
 ) -> Result<(), ConfigError> {
     let pairs = parse_conf(path)?;
     let top = |key: &str| normalize(key.split('.').next().unwrap_or_default());
-    let is_registry = pairs
-        .iter()
-        .any(|(key, _)| top(key) == "registry" || top(key) == "config");
+    let is_registry = pairs.iter().any(|(key, _)| top(key) == "registry" || top(key) == "config");
     let scalar = |wanted: &str| {
         pairs.iter().rev().find_map(|(key, value)| match value {
             RawValue::Scalar(s) if normalize(key) == wanted => Some(s.trim().to_owned()),
@@ -236,9 +216,7 @@ fn load_legacy(
         None
     };
     let origin = Origin::File(path.to_path_buf());
-    let pairs = pairs
-        .into_iter()
-        .filter(|(key, _)| normalize(key) != "config.file.name");
+    let pairs = pairs.into_iter().filter(|(key, _)| normalize(key) != "config.file.name");
     layers.push(legacy_entries(pairs, &origin, ignored));
     files.push(path.to_path_buf());
 
@@ -253,10 +231,7 @@ fn load_legacy(
 
 fn parse_conf(path: &Path) -> Result<Vec<(String, RawValue)>, ConfigError> {
     let text = read_file(path)?;
-    hocon::parse(&text).map_err(|message| ConfigError::Syntax {
-        origin: Origin::File(path.to_path_buf()),
-        message,
-    })
+    hocon::parse(&text).map_err(|message| ConfigError::Syntax { origin: Origin::File(path.to_path_buf()), message })
 }
 
 /// Legacy keys under the blocks Seata exposes become `seata.<key>`; the rest are ignored, as
@@ -270,17 +245,9 @@ fn legacy_entries(
     for (key, value) in pairs {
         let top = normalize(key.split('.').next().unwrap_or_default());
         if LEGACY_EXPOSED.contains(&top.as_str()) {
-            out.push(Entry {
-                key: format!("seata.{key}"),
-                written: key,
-                value,
-                origin: origin.clone(),
-            });
+            out.push(Entry { key: format!("seata.{key}"), written: key, value, origin: origin.clone() });
         } else {
-            ignored.push(IgnoredKey {
-                key,
-                origin: origin.clone(),
-            });
+            ignored.push(IgnoredKey { key, origin: origin.clone() });
         }
     }
     out
@@ -301,11 +268,9 @@ fn spring_env_entries(env: &HashMap<String, String>) -> Vec<Entry> {
     keys::KEYS
         .iter()
         .filter_map(|key| {
-            keys::env_names(key).iter().find_map(|var| {
-                env.get(var)
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| env_entry(key, var, v))
-            })
+            keys::env_names(key)
+                .iter()
+                .find_map(|var| env.get(var).filter(|v| !v.trim().is_empty()).map(|v| env_entry(key, var, v)))
         })
         .collect()
 }
@@ -324,10 +289,7 @@ fn seata_env_entries(env: &HashMap<String, String>, ignored: &mut Vec<IgnoredKey
             continue;
         };
         if var == "SEATA_PORT" && value.trim().starts_with("tcp://") {
-            ignored.push(IgnoredKey {
-                key: format!("SEATA_PORT={}", value.trim()),
-                origin: Origin::Env,
-            });
+            ignored.push(IgnoredKey { key: format!("SEATA_PORT={}", value.trim()), origin: Origin::Env });
             continue;
         }
         out.push(env_entry(key, var, value));
@@ -340,16 +302,8 @@ fn flag_entries(cli: &Cli) -> Vec<Entry> {
     [
         ("--port", "seata.server.service-port", port.as_deref()),
         ("--storeMode", "seata.store.mode", cli.store_mode.as_deref()),
-        (
-            "--sessionStoreMode",
-            "seata.store.session.mode",
-            cli.session_store_mode.as_deref(),
-        ),
-        (
-            "--lockStoreMode",
-            "seata.store.lock.mode",
-            cli.lock_store_mode.as_deref(),
-        ),
+        ("--sessionStoreMode", "seata.store.session.mode", cli.session_store_mode.as_deref()),
+        ("--lockStoreMode", "seata.store.lock.mode", cli.lock_store_mode.as_deref()),
     ]
     .into_iter()
     .filter_map(|(flag, key, value)| {
@@ -371,14 +325,7 @@ mod tests {
     fn embedded_default_loads() {
         let layers = vec![yaml_entries(EMBEDDED_CONFIG, &Origin::Embedded).unwrap()];
         let merged = typed::Merged::new(layers, Vec::new()).unwrap();
-        let s = typed::build(
-            merged,
-            &Cli::default(),
-            &HashMap::new(),
-            || None,
-            Vec::new(),
-        )
-        .unwrap();
+        let s = typed::build(merged, &Cli::default(), &HashMap::new(), || None, Vec::new()).unwrap();
         assert_eq!((s.server_port, s.service_port), (7091, 8091));
         assert_eq!(s.store.mode, StoreMode::File);
         assert_eq!(s.host, "127.0.0.1");
@@ -389,21 +336,14 @@ mod tests {
     fn registry_name_from_env() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("reg-prod.conf"), "").unwrap();
-        let e: HashMap<String, String> = [
-            ("SEATA_CONFIG_NAME", "file:reg.conf"),
-            ("SEATA_ENV", "prod"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+        let e: HashMap<String, String> = [("SEATA_CONFIG_NAME", "file:reg.conf"), ("SEATA_ENV", "prod")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let found = registry_next_to(dir.path(), &Cli::default(), &e).unwrap();
         assert_eq!(found, Some(dir.path().join("reg-prod.conf")));
-        let e: HashMap<String, String> =
-            [("SEATA_CONFIG_NAME".to_owned(), "registry.yml".to_owned())].into();
+        let e: HashMap<String, String> = [("SEATA_CONFIG_NAME".to_owned(), "registry.yml".to_owned())].into();
         assert!(registry_next_to(dir.path(), &Cli::default(), &e).is_err());
-        assert_eq!(
-            registry_next_to(dir.path(), &Cli::default(), &HashMap::new()).unwrap(),
-            None
-        );
+        assert_eq!(registry_next_to(dir.path(), &Cli::default(), &HashMap::new()).unwrap(), None);
     }
 }

@@ -170,10 +170,7 @@ pub struct UndoSettings {
 
 impl Default for UndoSettings {
     fn default() -> Self {
-        Self {
-            log_save_days: 7,
-            log_delete_period: Duration::from_millis(86_400_000),
-        }
+        Self { log_save_days: 7, log_delete_period: Duration::from_millis(86_400_000) }
     }
 }
 
@@ -188,10 +185,7 @@ pub struct SessionSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self {
-            branch_async_queue_size: 5_000,
-            enable_branch_async_remove: false,
-        }
+        Self { branch_async_queue_size: 5_000, enable_branch_async_remove: false }
     }
 }
 
@@ -405,11 +399,7 @@ pub struct TransportLimits {
 
 impl Default for TransportLimits {
     fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            max_frame_length: 8 * 1024 * 1024,
-            idle_timeout: Duration::from_millis(15_000),
-        }
+        Self { max_connections: 10_000, max_frame_length: 8 * 1024 * 1024, idle_timeout: Duration::from_millis(15_000) }
     }
 }
 
@@ -450,10 +440,7 @@ impl Default for SecuritySettings {
             secret_key: None,
             token_validity: Duration::from_millis(1_800_000),
             csrf_ignore_urls: vec!["/metadata/v1/**".to_owned()],
-            ignore_urls: DEFAULT_IGNORE_URLS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            ignore_urls: DEFAULT_IGNORE_URLS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }

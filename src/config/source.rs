@@ -41,15 +41,10 @@ pub(crate) struct Entry {
 
 /// Reads a configuration file, refusing anything implausibly large.
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
-    let read_err = |error| ConfigError::Read {
-        path: path.to_path_buf(),
-        error,
-    };
+    let read_err = |error| ConfigError::Read { path: path.to_path_buf(), error };
     let file = fs::File::open(path).map_err(read_err)?;
     let mut text = String::new();
-    file.take(MAX_FILE_LEN + 1)
-        .read_to_string(&mut text)
-        .map_err(read_err)?;
+    file.take(MAX_FILE_LEN + 1).read_to_string(&mut text).map_err(read_err)?;
     if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_FILE_LEN {
         return Err(read_err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -61,28 +56,19 @@ pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
 
 /// Flattens a YAML document into dotted keys (`seata: {store: {mode: db}}` -> `seata.store.mode`).
 pub(crate) fn yaml_entries(text: &str, origin: &Origin) -> Result<Vec<Entry>, ConfigError> {
-    let syntax = |message: String| ConfigError::Syntax {
-        origin: origin.clone(),
-        message,
-    };
+    let syntax = |message: String| ConfigError::Syntax { origin: origin.clone(), message };
     let mut documents = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        let value: serde_yaml::Value = serde::Deserialize::deserialize(document)
-            .map_err(|e| syntax(format!("invalid YAML: {e}")))?;
+        let value: serde_yaml::Value =
+            serde::Deserialize::deserialize(document).map_err(|e| syntax(format!("invalid YAML: {e}")))?;
         documents.push(value);
     }
     let mut value = match documents.len() {
         0 => return Ok(Vec::new()),
         1 => documents.remove(0),
-        n => {
-            return Err(syntax(format!(
-                "{n} YAML documents; only one is supported (no Spring profiles)"
-            )))
-        }
+        n => return Err(syntax(format!("{n} YAML documents; only one is supported (no Spring profiles)"))),
     };
-    value
-        .apply_merge()
-        .map_err(|e| syntax(format!("invalid YAML merge key: {e}")))?;
+    value.apply_merge().map_err(|e| syntax(format!("invalid YAML merge key: {e}")))?;
     let mut out = Vec::new();
     match value {
         serde_yaml::Value::Null => {}
@@ -110,11 +96,7 @@ fn flatten_mapping(
                 })
             }
         };
-        let path = if prefix.is_empty() {
-            key
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let path = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
         flatten_value(path, value, origin, out)?;
     }
     Ok(())
@@ -132,22 +114,15 @@ fn flatten_value(
         Value::Mapping(map) => return flatten_mapping(&path, map, origin, out),
         Value::Tagged(tagged) => return flatten_value(path, tagged.value, origin, out),
         Value::Null => RawValue::Null,
-        Value::Sequence(items) => items
-            .iter()
-            .map(yaml_scalar)
-            .collect::<Option<Vec<String>>>()
-            .map_or(RawValue::Complex, RawValue::List),
+        Value::Sequence(items) => {
+            items.iter().map(yaml_scalar).collect::<Option<Vec<String>>>().map_or(RawValue::Complex, RawValue::List)
+        }
         other => match yaml_scalar(&other) {
             Some(s) => RawValue::Scalar(s),
             None => RawValue::Complex,
         },
     };
-    out.push(Entry {
-        key: path.clone(),
-        written: path,
-        value: raw,
-        origin: origin.clone(),
-    });
+    out.push(Entry { key: path.clone(), written: path, value: raw, origin: origin.clone() });
     Ok(())
 }
 
@@ -163,25 +138,16 @@ fn yaml_scalar(value: &serde_yaml::Value) -> Option<String> {
 
 /// Resolves Spring placeholders: `${NAME}` and `${NAME:default}`, nested in defaults
 /// (`${a:${b}/x}`). `NAME` is looked up with `lookup` (environment, then configuration).
-pub(crate) fn resolve_placeholders(
-    value: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+pub(crate) fn resolve_placeholders(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     resolve_depth(value, lookup, 0)
 }
 
-fn resolve_depth(
-    value: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    depth: usize,
-) -> Result<String, String> {
+fn resolve_depth(value: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> Result<String, String> {
     if !value.contains("${") {
         return Ok(value.to_owned());
     }
     if depth > MAX_PLACEHOLDER_DEPTH {
-        return Err(format!(
-            "placeholders nested deeper than {MAX_PLACEHOLDER_DEPTH} (a cycle?)"
-        ));
+        return Err(format!("placeholders nested deeper than {MAX_PLACEHOLDER_DEPTH} (a cycle?)"));
     }
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
@@ -201,9 +167,7 @@ fn resolve_depth(
             (Some(found), _) => resolve_depth(&found, lookup, depth + 1)?,
             (None, Some(default)) => resolve_depth(default, lookup, depth + 1)?,
             (None, None) => {
-                return Err(format!(
-                    "placeholder `${{{name}}}`: no such environment variable or key, and no default"
-                ))
+                return Err(format!("placeholder `${{{name}}}`: no such environment variable or key, and no default"))
             }
         };
         out.push_str(&resolved);
@@ -234,9 +198,7 @@ fn matching_brace(text: &str) -> Option<usize> {
 /// Looks a placeholder name up in the environment the way Spring does: the exact name, then
 /// upper case with `.` and `-` as `_` (`log.home` -> `LOG_HOME`).
 pub(crate) fn env_lookup(env: &HashMap<String, String>, name: &str) -> Option<String> {
-    env.get(name)
-        .or_else(|| env.get(&name.to_uppercase().replace(['.', '-'], "_")))
-        .cloned()
+    env.get(name).or_else(|| env.get(&name.to_uppercase().replace(['.', '-'], "_"))).cloned()
 }
 
 #[cfg(test)]
@@ -259,15 +221,9 @@ mod tests {
         assert_eq!(r("${HOME}").unwrap(), "/home/u");
         assert_eq!(r("a${NOPE:x}b").unwrap(), "axb");
         assert_eq!(r("${NOPE:}").unwrap(), "");
-        assert_eq!(
-            r("${log.home:${HOME}/logs/seata}").unwrap(),
-            "/home/u/logs/seata"
-        );
+        assert_eq!(r("${log.home:${HOME}/logs/seata}").unwrap(), "/home/u/logs/seata");
         assert_eq!(r("${INNER}").unwrap(), "/home/u/in");
-        assert_eq!(
-            r("${NOPE:jdbc:mysql://h:1/db}").unwrap(),
-            "jdbc:mysql://h:1/db"
-        );
+        assert_eq!(r("${NOPE:jdbc:mysql://h:1/db}").unwrap(), "jdbc:mysql://h:1/db");
         assert!(r("${NOPE}").unwrap_err().contains("NOPE"));
         assert!(r("${HOME").is_err());
         assert!(r("${LOOP}").is_err());
@@ -276,19 +232,13 @@ mod tests {
     #[test]
     fn yaml_flattens_to_dotted_keys() {
         let text = "a:\n  b: 1\n  c: [x, y]\n  d:\n  e: {}\n  f: [{g: 1}]\n\"h.i\": true\n";
-        let got: Vec<(String, RawValue)> = yaml_entries(text, &Origin::Embedded)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.written, e.value))
-            .collect();
+        let got: Vec<(String, RawValue)> =
+            yaml_entries(text, &Origin::Embedded).unwrap().into_iter().map(|e| (e.written, e.value)).collect();
         assert_eq!(
             got,
             vec![
                 ("a.b".to_owned(), RawValue::Scalar("1".to_owned())),
-                (
-                    "a.c".to_owned(),
-                    RawValue::List(vec!["x".to_owned(), "y".to_owned()])
-                ),
+                ("a.c".to_owned(), RawValue::List(vec!["x".to_owned(), "y".to_owned()])),
                 ("a.d".to_owned(), RawValue::Null),
                 ("a.e".to_owned(), RawValue::Null),
                 ("a.f".to_owned(), RawValue::Complex),
@@ -300,18 +250,10 @@ mod tests {
     #[test]
     fn yaml_errors() {
         for text in ["- a\n- b\n", "a: 1\n---\nb: 2\n", "a: [\n", "a: 1\na: 2\n"] {
-            assert!(
-                matches!(
-                    yaml_entries(text, &Origin::Embedded),
-                    Err(ConfigError::Syntax { .. })
-                ),
-                "{text:?}"
-            );
+            assert!(matches!(yaml_entries(text, &Origin::Embedded), Err(ConfigError::Syntax { .. })), "{text:?}");
         }
         assert!(yaml_entries("", &Origin::Embedded).unwrap().is_empty());
-        assert!(yaml_entries("# only a comment\n", &Origin::Embedded)
-            .unwrap()
-            .is_empty());
+        assert!(yaml_entries("# only a comment\n", &Origin::Embedded).unwrap().is_empty());
     }
 
     proptest::proptest! {

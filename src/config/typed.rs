@@ -10,10 +10,10 @@ use super::error::{ConfigError, Origin};
 use super::host::{derive_server_node, validate_host};
 use super::keys::{classify, normalize, KeyClass};
 use super::settings::{
-    ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey,
-    LogFormat, LogLevel, LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings,
-    RecoverySettings, SecuritySettings, ServerSettings, SessionSettings, Settings, StoreMode,
-    StoreSettings, TransportLimits, TransportSettings, UndoSettings,
+    ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey, LogFormat, LogLevel,
+    LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings, RecoverySettings, SecuritySettings,
+    ServerSettings, SessionSettings, Settings, StoreMode, StoreSettings, TransportLimits, TransportSettings,
+    UndoSettings,
 };
 use super::source::{env_lookup, resolve_placeholders, Entry, RawValue};
 
@@ -27,15 +27,8 @@ pub(crate) struct Merged {
 
 impl Merged {
     /// Merges layers, lowest precedence first. A key with no value does not override.
-    pub(crate) fn new(
-        layers: Vec<Vec<Entry>>,
-        ignored: Vec<IgnoredKey>,
-    ) -> Result<Self, ConfigError> {
-        let mut merged = Self {
-            acted: BTreeMap::new(),
-            scalars: HashMap::new(),
-            ignored,
-        };
+    pub(crate) fn new(layers: Vec<Vec<Entry>>, ignored: Vec<IgnoredKey>) -> Result<Self, ConfigError> {
+        let mut merged = Self { acted: BTreeMap::new(), scalars: HashMap::new(), ignored };
         for entry in layers.into_iter().flatten() {
             let norm = normalize(&entry.key);
             if let RawValue::Scalar(s) = &entry.value {
@@ -47,10 +40,7 @@ impl Merged {
                         merged.acted.insert(key, entry);
                     }
                 }
-                KeyClass::Ignored => merged.ignored.push(IgnoredKey {
-                    key: entry.written,
-                    origin: entry.origin,
-                }),
+                KeyClass::Ignored => merged.ignored.push(IgnoredKey { key: entry.written, origin: entry.origin }),
                 KeyClass::Section if entry.value == RawValue::Null => {}
                 KeyClass::Section => {
                     return Err(ConfigError::InvalidValue {
@@ -59,12 +49,7 @@ impl Merged {
                         message: "is a section: expected nested keys, not a value".to_owned(),
                     })
                 }
-                KeyClass::Unknown => {
-                    return Err(ConfigError::UnknownKey {
-                        origin: entry.origin,
-                        key: entry.written,
-                    })
-                }
+                KeyClass::Unknown => return Err(ConfigError::UnknownKey { origin: entry.origin, key: entry.written }),
             }
         }
         Ok(merged)
@@ -79,11 +64,7 @@ struct Reader<'a> {
 }
 
 fn invalid(entry: &Entry, message: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        origin: entry.origin.clone(),
-        key: entry.written.clone(),
-        message: message.into(),
-    }
+    ConfigError::InvalidValue { origin: entry.origin.clone(), key: entry.written.clone(), message: message.into() }
 }
 
 impl<'a> Reader<'a> {
@@ -101,9 +82,7 @@ impl<'a> Reader<'a> {
             RawValue::Complex => return Err(invalid(entry, "expected a value, found nested data")),
         };
         let env = self.env;
-        let lookup = |name: &str| {
-            env_lookup(env, name).or_else(|| merged.scalars.get(&normalize(name)).cloned())
-        };
+        let lookup = |name: &str| env_lookup(env, name).or_else(|| merged.scalars.get(&normalize(name)).cloned());
         let text = resolve_placeholders(&raw, &lookup).map_err(|m| invalid(entry, m))?;
         Ok(Some((text, entry)))
     }
@@ -145,22 +124,16 @@ impl<'a> Reader<'a> {
     fn name(&mut self, key: &'static str, default: &str) -> Result<String, ConfigError> {
         match self.text(key)? {
             None => Ok(default.to_owned()),
-            Some((text, entry)) if text.trim().is_empty() => {
-                Err(invalid(entry, "must not be empty"))
-            }
+            Some((text, entry)) if text.trim().is_empty() => Err(invalid(entry, "must not be empty")),
             Some((text, _)) => Ok(text.trim().to_owned()),
         }
     }
 
     /// A comma-separated (or YAML) list; blank items dropped.
     fn list(&mut self, key: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
-        Ok(self.text(key)?.map(|(text, _)| {
-            text.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        }))
+        Ok(self
+            .text(key)?
+            .map(|(text, _)| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()))
     }
 }
 
@@ -218,11 +191,7 @@ fn signed_millis(s: &str, unit_ms: i64) -> Result<i64, String> {
         "d" => 86_400_000,
         _ => return Err(bad(s, expected)),
     };
-    number
-        .parse::<i64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| bad(s, expected))
+    number.parse::<i64>().ok().and_then(|n| n.checked_mul(factor)).ok_or_else(|| bad(s, expected))
 }
 
 /// A duration of at least `min_ms`; a bare number is `unit_ms` each.
@@ -230,13 +199,9 @@ fn duration(unit_ms: i64, min_ms: i64) -> impl Fn(&str) -> Result<Duration, Stri
     move |s: &str| {
         let ms = signed_millis(s, unit_ms)?;
         if ms < min_ms {
-            return Err(format!(
-                "invalid value \"{s}\" (must be at least {min_ms} ms)"
-            ));
+            return Err(format!("invalid value \"{s}\" (must be at least {min_ms} ms)"));
         }
-        u64::try_from(ms)
-            .map(Duration::from_millis)
-            .map_err(|_| bad(s, "a non-negative duration"))
+        u64::try_from(ms).map(Duration::from_millis).map_err(|_| bad(s, "a non-negative duration"))
     }
 }
 
@@ -258,9 +223,7 @@ fn store_mode(s: &str) -> Result<StoreMode, String> {
     match s.to_ascii_lowercase().as_str() {
         "file" => Ok(StoreMode::File),
         "db" => Ok(StoreMode::Db),
-        "redis" | "raft" => Err(format!(
-            "store mode \"{s}\" is not supported by this server (expected file, db)"
-        )),
+        "redis" | "raft" => Err(format!("store mode \"{s}\" is not supported by this server (expected file, db)")),
         _ => Err(unknown(s, "file, db")),
     }
 }
@@ -270,10 +233,9 @@ fn db_type(s: &str) -> Result<DbType, String> {
         "mysql" => Ok(DbType::MySql),
         "mariadb" => Ok(DbType::MariaDb),
         "postgresql" | "postgres" => Ok(DbType::PostgreSql),
-        "oracle" | "h2" | "oceanbase" | "sqlserver" | "dm" | "kingbase" | "oscar" | "polardb-x"
-        | "polardbx" => Err(format!(
-            "database type \"{s}\" is not supported by this server (expected mysql, mariadb, postgresql)"
-        )),
+        "oracle" | "h2" | "oceanbase" | "sqlserver" | "dm" | "kingbase" | "oscar" | "polardb-x" | "polardbx" => {
+            Err(format!("database type \"{s}\" is not supported by this server (expected mysql, mariadb, postgresql)"))
+        }
         _ => Err(unknown(s, "mysql, mariadb, postgresql")),
     }
 }
@@ -340,21 +302,14 @@ fn build_reading(
     detect_host: impl FnOnce() -> Option<Ipv4Addr>,
     files: Vec<PathBuf>,
 ) -> Result<(Settings, BTreeSet<&'static str>), ConfigError> {
-    let mut r = Reader {
-        merged: &merged,
-        env,
-        read: BTreeSet::new(),
-    };
+    let mut r = Reader { merged: &merged, env, read: BTreeSet::new() };
     let mut ignored = merged.ignored.clone();
 
     // Config centre and registry: only `file` is acted on; anything else is listed as ignored.
     for key in ["seata.config.type", "seata.registry.type"] {
         if let Some((text, entry)) = r.text(key)? {
-            let all_file = text
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .all(|t| t.eq_ignore_ascii_case("file"));
+            let all_file =
+                text.split(',').map(str::trim).filter(|t| !t.is_empty()).all(|t| t.eq_ignore_ascii_case("file"));
             if !all_file {
                 ignored.push(IgnoredKey {
                     key: format!("{}={}", entry.written, text.trim()),
@@ -367,20 +322,13 @@ fn build_reading(
     let server_port = r.get("server.port", 7091, port)?;
     let service_port = match r.parse("seata.server.service-port", port)? {
         Some(p) => p,
-        None => server_port
-            .checked_add(1000)
-            .ok_or_else(|| ConfigError::Inconsistent {
-                key: "seata.server.service-port".to_owned(),
-                message: format!(
-                "not set, and server.port + 1000 ({server_port} + 1000) is not a valid port; set it"
-            ),
-            })?,
+        None => server_port.checked_add(1000).ok_or_else(|| ConfigError::Inconsistent {
+            key: "seata.server.service-port".to_owned(),
+            message: format!("not set, and server.port + 1000 ({server_port} + 1000) is not a valid port; set it"),
+        })?,
     };
 
-    let host = match (
-        &cli.host,
-        env.get("SEATA_IP").filter(|v| !v.trim().is_empty()),
-    ) {
+    let host = match (&cli.host, env.get("SEATA_IP").filter(|v| !v.trim().is_empty())) {
         (Some(flag), _) => validate_host(flag).map_err(|message| ConfigError::InvalidValue {
             origin: Origin::CommandLine,
             key: "--host".to_owned(),
@@ -395,24 +343,17 @@ fn build_reading(
     };
 
     let node_range = int_in::<u16>(0, 1023);
-    let server_node = match (
-        cli.server_node,
-        env.get("SERVER_NODE").filter(|v| !v.trim().is_empty()),
-    ) {
-        (Some(n), _) => {
-            node_range(&n.to_string()).map_err(|message| ConfigError::InvalidValue {
-                origin: Origin::CommandLine,
-                key: "--serverNode".to_owned(),
-                message,
-            })?
-        }
-        (None, Some(var)) => {
-            node_range(var.trim()).map_err(|message| ConfigError::InvalidValue {
-                origin: Origin::Env,
-                key: "SERVER_NODE".to_owned(),
-                message,
-            })?
-        }
+    let server_node = match (cli.server_node, env.get("SERVER_NODE").filter(|v| !v.trim().is_empty())) {
+        (Some(n), _) => node_range(&n.to_string()).map_err(|message| ConfigError::InvalidValue {
+            origin: Origin::CommandLine,
+            key: "--serverNode".to_owned(),
+            message,
+        })?,
+        (None, Some(var)) => node_range(var.trim()).map_err(|message| ConfigError::InvalidValue {
+            origin: Origin::Env,
+            key: "SERVER_NODE".to_owned(),
+            message,
+        })?,
         (None, None) => derive_server_node(&host, service_port),
     };
 
@@ -422,18 +363,13 @@ fn build_reading(
     let security = read_security(&mut r)?;
     let console = ConsoleSettings {
         username: r.non_empty("console.user.username")?,
-        password: r
-            .non_empty("console.user.password")?
-            .map(super::Secret::new),
+        password: r.non_empty("console.user.password")?.map(super::Secret::new),
     };
     let metrics = read_metrics(&mut r)?;
 
     let root_level = r.parse("logging.level.root", log_level)?;
     let log = LogSettings {
-        level: r
-            .parse("seata.log.level", log_level)?
-            .or(root_level)
-            .unwrap_or_default(),
+        level: r.parse("seata.log.level", log_level)?.or(root_level).unwrap_or_default(),
         format: r.get("seata.log.format", LogFormat::Text, log_format)?,
     };
 
@@ -485,11 +421,7 @@ fn read_server(r: &mut Reader<'_>) -> Result<ServerSettings, ConfigError> {
             d.undo.log_save_days,
             int_in(1, i64::from(i16::MAX)),
         )?,
-        log_delete_period: r.get(
-            "seata.server.undo.log-delete-period",
-            d.undo.log_delete_period,
-            period,
-        )?,
+        log_delete_period: r.get("seata.server.undo.log-delete-period", d.undo.log_delete_period, period)?,
     };
     let session = SessionSettings {
         branch_async_queue_size: r.get(
@@ -519,26 +451,14 @@ fn read_server(r: &mut Reader<'_>) -> Result<ServerSettings, ConfigError> {
             d.rollback_retry_timeout_unlock_enable,
             parse_bool,
         )?,
-        retry_dead_threshold: r.get(
-            "seata.server.retry-dead-threshold",
-            d.retry_dead_threshold,
-            millis,
-        )?,
-        xaer_nota_retry_timeout: r.get(
-            "seata.server.xaer-nota-retry-timeout",
-            d.xaer_nota_retry_timeout,
-            millis,
-        )?,
+        retry_dead_threshold: r.get("seata.server.retry-dead-threshold", d.retry_dead_threshold, millis)?,
+        xaer_nota_retry_timeout: r.get("seata.server.xaer-nota-retry-timeout", d.xaer_nota_retry_timeout, millis)?,
         distributed_lock_expire_time: r.get(
             "seata.server.distributed-lock-expire-time",
             d.distributed_lock_expire_time,
             period,
         )?,
-        enable_check_auth: r.get(
-            "seata.server.enable-check-auth",
-            d.enable_check_auth,
-            parse_bool,
-        )?,
+        enable_check_auth: r.get("seata.server.enable-check-auth", d.enable_check_auth, parse_bool)?,
         enable_parallel_request_handle: r.get(
             "seata.server.enable-parallel-request-handle",
             d.enable_parallel_request_handle,
@@ -565,10 +485,7 @@ fn read_server(r: &mut Reader<'_>) -> Result<ServerSettings, ConfigError> {
     })
 }
 
-fn read_store(
-    r: &mut Reader<'_>,
-    ignored: &mut Vec<IgnoredKey>,
-) -> Result<StoreSettings, ConfigError> {
+fn read_store(r: &mut Reader<'_>, ignored: &mut Vec<IgnoredKey>) -> Result<StoreSettings, ConfigError> {
     let mode = r.get("seata.store.mode", StoreMode::File, store_mode)?;
     let session_mode = r.get("seata.store.session.mode", mode, store_mode)?;
     let lock_mode = r.get("seata.store.lock.mode", mode, store_mode)?;
@@ -577,9 +494,7 @@ fn read_store(
     let fd = FileStoreSettings::default();
     let size = int_in::<usize>(1, i64::from(i32::MAX));
     let file = FileStoreSettings {
-        dir: r
-            .non_empty("seata.store.file.dir")?
-            .map_or(fd.dir, |d| PathBuf::from(d.trim())),
+        dir: r.non_empty("seata.store.file.dir")?.map_or(fd.dir, |d| PathBuf::from(d.trim())),
         max_branch_session_size: r.get(
             "seata.store.file.max-branch-session-size",
             fd.max_branch_session_size,
@@ -600,11 +515,7 @@ fn read_store(
             fd.session_reload_read_size,
             &size,
         )?,
-        flush_disk_mode: r.get(
-            "seata.store.file.flush-disk-mode",
-            fd.flush_disk_mode,
-            flush_disk_mode,
-        )?,
+        flush_disk_mode: r.get("seata.store.file.flush-disk-mode", fd.flush_disk_mode, flush_disk_mode)?,
     };
 
     let dd = DbStoreSettings::default();
@@ -614,15 +525,10 @@ fn read_store(
         r.get("seata.store.db.db-type", dd.db_type, db_type)?
     } else {
         match r.text("seata.store.db.db-type")? {
-            Some((text, entry)) if !text.trim().is_empty() => {
-                db_type(text.trim()).unwrap_or_else(|_| {
-                    ignored.push(IgnoredKey {
-                        key: entry.written.clone(),
-                        origin: entry.origin.clone(),
-                    });
-                    dd.db_type
-                })
-            }
+            Some((text, entry)) if !text.trim().is_empty() => db_type(text.trim()).unwrap_or_else(|_| {
+                ignored.push(IgnoredKey { key: entry.written.clone(), origin: entry.origin.clone() });
+                dd.db_type
+            }),
             _ => dd.db_type,
         }
     };
@@ -633,20 +539,12 @@ fn read_store(
         Some(t) => Some(t.trim().to_owned()),
     };
     let db = DbStoreSettings {
-        datasource: r
-            .non_empty("seata.store.db.datasource")?
-            .unwrap_or(dd.datasource),
+        datasource: r.non_empty("seata.store.db.datasource")?.unwrap_or(dd.datasource),
         db_type,
-        driver_class_name: r
-            .non_empty("seata.store.db.driver-class-name")?
-            .unwrap_or(dd.driver_class_name),
-        url: r
-            .string("seata.store.db.url")?
-            .map_or(dd.url, |u| u.trim().to_owned()),
+        driver_class_name: r.non_empty("seata.store.db.driver-class-name")?.unwrap_or(dd.driver_class_name),
+        url: r.string("seata.store.db.url")?.map_or(dd.url, |u| u.trim().to_owned()),
         user: r.non_empty("seata.store.db.user")?,
-        password: r
-            .non_empty("seata.store.db.password")?
-            .map(super::Secret::new),
+        password: r.non_empty("seata.store.db.password")?.map(super::Secret::new),
         min_conn: r.get("seata.store.db.min-conn", dd.min_conn, &conn)?,
         max_conn: r.get("seata.store.db.max-conn", dd.max_conn, &conn)?,
         global_table: r.name("seata.store.db.global-table", &dd.global_table)?,
@@ -654,11 +552,7 @@ fn read_store(
         lock_table: r.name("seata.store.db.lock-table", &dd.lock_table)?,
         distributed_lock_table,
         vgroup_table: r.name("seata.store.db.vgroup-table", &dd.vgroup_table)?,
-        query_limit: r.get(
-            "seata.store.db.query-limit",
-            dd.query_limit,
-            int_in(1, 1_000_000),
-        )?,
+        query_limit: r.get("seata.store.db.query-limit", dd.query_limit, int_in(1, 1_000_000))?,
         max_wait: r.get("seata.store.db.max-wait", dd.max_wait, millis)?,
     };
     if uses_db {
@@ -675,13 +569,7 @@ fn read_store(
             });
         }
     }
-    Ok(StoreSettings {
-        mode,
-        session_mode,
-        lock_mode,
-        file,
-        db,
-    })
+    Ok(StoreSettings { mode, session_mode, lock_mode, file, db })
 }
 
 fn read_transport(r: &mut Reader<'_>) -> Result<TransportSettings, ConfigError> {
@@ -697,29 +585,17 @@ fn read_transport(r: &mut Reader<'_>) -> Result<TransportSettings, ConfigError> 
             d.limits.max_frame_length,
             int_in(1024, 1 << 30),
         )?,
-        idle_timeout: r.get(
-            "seata.transport.limits.idle-timeout",
-            d.limits.idle_timeout,
-            period,
-        )?,
+        idle_timeout: r.get("seata.transport.limits.idle-timeout", d.limits.idle_timeout, period)?,
     };
     Ok(TransportSettings {
-        rpc_tc_request_timeout: r.get(
-            "seata.transport.rpc-tc-request-timeout",
-            d.rpc_tc_request_timeout,
-            period,
-        )?,
+        rpc_tc_request_timeout: r.get("seata.transport.rpc-tc-request-timeout", d.rpc_tc_request_timeout, period)?,
         enable_tc_server_batch_send_response: r.get(
             "seata.transport.enable-tc-server-batch-send-response",
             d.enable_tc_server_batch_send_response,
             parse_bool,
         )?,
         heartbeat: r.get("seata.transport.heartbeat", d.heartbeat, parse_bool)?,
-        shutdown_wait: r.get(
-            "seata.transport.shutdown.wait",
-            d.shutdown_wait,
-            duration(1_000, 0),
-        )?,
+        shutdown_wait: r.get("seata.transport.shutdown.wait", d.shutdown_wait, duration(1_000, 0))?,
         limits,
     })
 }
@@ -727,20 +603,10 @@ fn read_transport(r: &mut Reader<'_>) -> Result<TransportSettings, ConfigError> 
 fn read_security(r: &mut Reader<'_>) -> Result<SecuritySettings, ConfigError> {
     let d = SecuritySettings::default();
     Ok(SecuritySettings {
-        secret_key: r
-            .non_empty("seata.security.secret-key")?
-            .map(super::Secret::new),
-        token_validity: r.get(
-            "seata.security.token-validity-in-milliseconds",
-            d.token_validity,
-            period,
-        )?,
-        csrf_ignore_urls: r
-            .list("seata.security.csrf-ignore-urls")?
-            .unwrap_or(d.csrf_ignore_urls),
-        ignore_urls: r
-            .list("seata.security.ignore.urls")?
-            .unwrap_or(d.ignore_urls),
+        secret_key: r.non_empty("seata.security.secret-key")?.map(super::Secret::new),
+        token_validity: r.get("seata.security.token-validity-in-milliseconds", d.token_validity, period)?,
+        csrf_ignore_urls: r.list("seata.security.csrf-ignore-urls")?.unwrap_or(d.csrf_ignore_urls),
+        ignore_urls: r.list("seata.security.ignore.urls")?.unwrap_or(d.ignore_urls),
     })
 }
 
@@ -761,17 +627,9 @@ fn read_metrics(r: &mut Reader<'_>) -> Result<MetricsSettings, ConfigError> {
     };
     Ok(MetricsSettings {
         enabled: r.get("seata.metrics.enabled", d.enabled, parse_bool)?,
-        registry_type: r.get(
-            "seata.metrics.registry-type",
-            d.registry_type,
-            registry_type,
-        )?,
+        registry_type: r.get("seata.metrics.registry-type", d.registry_type, registry_type)?,
         exporter_list,
-        exporter_prometheus_port: r.get(
-            "seata.metrics.exporter-prometheus-port",
-            d.exporter_prometheus_port,
-            port,
-        )?,
+        exporter_prometheus_port: r.get("seata.metrics.exporter-prometheus-port", d.exporter_prometheus_port, port)?,
     })
 }
 
@@ -783,14 +641,7 @@ mod tests {
     #[test]
     fn every_catalogued_key_is_read_and_nothing_else() {
         let merged = Merged::new(Vec::new(), Vec::new()).unwrap();
-        let (_, read) = build_reading(
-            merged,
-            &Cli::default(),
-            &HashMap::new(),
-            || None,
-            Vec::new(),
-        )
-        .unwrap();
+        let (_, read) = build_reading(merged, &Cli::default(), &HashMap::new(), || None, Vec::new()).unwrap();
         let catalogue: BTreeSet<&str> = KEYS.iter().copied().collect();
         assert_eq!(read, catalogue);
     }
@@ -802,25 +653,11 @@ mod tests {
         assert_eq!(millis("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(millis("1d").unwrap(), Duration::from_secs(86_400));
         assert_eq!(duration(1_000, 0)("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(
-            duration(1_000, 0)("300ms").unwrap(),
-            Duration::from_millis(300)
-        );
+        assert_eq!(duration(1_000, 0)("300ms").unwrap(), Duration::from_millis(300));
         assert_eq!(retry_timeout("-1").unwrap(), None);
         assert_eq!(retry_timeout("0").unwrap(), Some(Duration::ZERO));
-        assert_eq!(
-            retry_timeout("60000").unwrap(),
-            Some(Duration::from_secs(60))
-        );
-        for bad in [
-            "",
-            "x",
-            "1.5",
-            "-1",
-            "1w",
-            "99999999999999999999",
-            "9223372036854775807d",
-        ] {
+        assert_eq!(retry_timeout("60000").unwrap(), Some(Duration::from_secs(60)));
+        for bad in ["", "x", "1.5", "-1", "1w", "99999999999999999999", "9223372036854775807d"] {
             assert!(millis(bad).is_err(), "{bad:?}");
         }
         assert!(period("0").is_err());
@@ -842,10 +679,7 @@ mod tests {
     #[test]
     fn enums() {
         assert_eq!(store_mode("DB").unwrap(), StoreMode::Db);
-        assert_eq!(
-            store_mode("foo").unwrap_err(),
-            "unknown value \"foo\" (expected file, db)"
-        );
+        assert_eq!(store_mode("foo").unwrap_err(), "unknown value \"foo\" (expected file, db)");
         assert!(store_mode("redis").unwrap_err().contains("not supported"));
         assert_eq!(db_type("PostgreSQL").unwrap(), DbType::PostgreSql);
         assert!(db_type("oracle").unwrap_err().contains("not supported"));

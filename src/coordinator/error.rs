@@ -50,9 +50,7 @@ impl TxError {
             TxError::StatusInvalid(..) => ExceptionCode::GlobalTransactionStatusInvalid,
             TxError::BranchNotFound(..) => ExceptionCode::BranchTransactionNotExist,
             TxError::Lock(e) => e.code(),
-            TxError::ApplicationDataTooLarge(..) | TxError::FailedToAddBranch(..) => {
-                ExceptionCode::FailedToAddBranch
-            }
+            TxError::ApplicationDataTooLarge(..) | TxError::FailedToAddBranch(..) => ExceptionCode::FailedToAddBranch,
             TxError::SessionBusy(_) => ExceptionCode::FailedLockGlobalTransaction,
             TxError::Store(_) => ExceptionCode::FailedStore,
             TxError::Phase2(_) => ExceptionCode::Unknown,

@@ -83,41 +83,31 @@ impl Coordinator {
         for st in stored {
             let status = st.global.status;
             if is_discarded_at_restart(status) {
-                discard.push(StoreOp::RemoveGlobal {
-                    xid: st.global.xid.clone(),
-                });
+                discard.push(StoreOp::RemoveGlobal { xid: st.global.xid.clone() });
                 continue;
             }
             let session = GlobalSession::from_stored(st);
             let xid = session.global.xid.clone();
-            let relock = status == GlobalStatus::Begin
-                || status.is_rollbacking()
-                || keeps_locks_when_failed(status, self.inner.cfg.rollback_retry_timeout_unlock);
+            let relock = self.inner.locks.is_volatile()
+                && (status == GlobalStatus::Begin
+                    || status.is_rollbacking()
+                    || keeps_locks_when_failed(status, self.inner.cfg.rollback_retry_timeout_unlock));
             if relock {
-                for b in session
-                    .branches
-                    .iter()
-                    .filter(|b| b.branch_type == BranchType::AT)
-                {
+                for b in session.branches.iter().filter(|b| b.branch_type == BranchType::AT) {
                     let Some(key) = b.lock_key.as_deref() else {
                         continue;
                     };
                     let rows = parse_lock_key(&b.resource_id, key);
-                    let owner = LockOwner {
-                        xid: xid.clone(),
-                        transaction_id: b.transaction_id,
-                        branch_id: b.branch_id,
-                    };
-                    if let Err(e) = self
-                        .inner
-                        .locks
-                        .acquire(owner, &rows, LockOptions::default())
-                    {
+                    let owner =
+                        LockOwner { xid: xid.clone(), transaction_id: b.transaction_id, branch_id: b.branch_id };
+                    if let Err(e) = self.inner.locks.acquire(owner, &rows, LockOptions::default()).await {
                         error!(xid = %xid, branch_id = b.branch_id, error = %e, "could not re-acquire row locks at start-up");
                     }
                 }
                 if status.is_rollbacking() || status.is_final() {
-                    self.inner.locks.mark_rollbacking(&xid);
+                    if let Err(e) = self.inner.locks.mark_rollbacking(&xid).await {
+                        warn!(xid = %xid, error = %e, "could not mark locks as rolling back");
+                    }
                 }
             }
             let entry = SessionEntry::new(session);
@@ -135,11 +125,7 @@ impl Coordinator {
             }
         }
         let live = self.inner.sessions.len();
-        info!(
-            sessions = live,
-            locks = self.inner.locks.count(),
-            "sessions recovered"
-        );
+        info!(sessions = live, locks = self.inner.locks.count().unwrap_or(0), "sessions recovered");
         Ok(live)
     }
 
@@ -168,9 +154,7 @@ impl Coordinator {
                     due.push(Arc::clone(entry))
                 }
                 GlobalStatus::Committing | GlobalStatus::Rollbacking
-                    if ready
-                        && (entry.adopted.load(Ordering::Relaxed)
-                            || now - entry.begin_time_ms >= dead) =>
+                    if ready && (entry.adopted.load(Ordering::Relaxed) || now - entry.begin_time_ms >= dead) =>
                 {
                     due.push(Arc::clone(entry));
                 }
@@ -199,11 +183,7 @@ impl Coordinator {
 
     /// Sends the UndoLogDelete broadcast (TC-BEHAVIOR §3.11); returns how many resources got it.
     pub fn undo_log_delete(&self) -> usize {
-        let days = if self.inner.cfg.undo_log_save_days <= 0 {
-            7
-        } else {
-            self.inner.cfg.undo_log_save_days
-        };
+        let days = if self.inner.cfg.undo_log_save_days <= 0 { 7 } else { self.inner.cfg.undo_log_save_days };
         let sent = self.inner.rms.undo_log_delete(days);
         info!(resources = sent, save_days = days, "undo log delete sent");
         sent

@@ -35,7 +35,7 @@ pub use error::TxError;
 pub use jobs::RecoveryStats;
 pub use rm::{BranchCall, Phase2, ResourceManagers, SendError};
 
-use crate::lock::LockTable;
+use crate::lock::{LockStore, LockTable};
 use crate::session::IdGenerator;
 use crate::store::SessionStore;
 
@@ -45,9 +45,7 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// The system clock.
 pub fn system_clock() -> Clock {
     Arc::new(|| {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     })
 }
@@ -132,7 +130,7 @@ pub struct Coordinator {
 struct Inner {
     cfg: CoordinatorConfig,
     store: Arc<dyn SessionStore>,
-    locks: LockTable,
+    locks: Arc<dyn LockStore>,
     rms: Arc<dyn ResourceManagers>,
     sessions: DashMap<String, Arc<SessionEntry>>,
     ids: IdGenerator,
@@ -146,30 +144,25 @@ struct Inner {
 
 impl Coordinator {
     /// A coordinator over `store`, reaching RMs through `rms`.
-    pub fn new(
-        cfg: CoordinatorConfig,
-        store: Arc<dyn SessionStore>,
-        rms: Arc<dyn ResourceManagers>,
-    ) -> Self {
-        Self::with_clock(cfg, store, rms, system_clock())
+    pub fn new(cfg: CoordinatorConfig, store: Arc<dyn SessionStore>, rms: Arc<dyn ResourceManagers>) -> Self {
+        Self::with_parts(cfg, store, Arc::new(LockTable::new()), rms, system_clock())
     }
 
-    /// As [`Coordinator::new`] with an explicit clock (tests).
-    pub fn with_clock(
+    /// A coordinator with every part given: session store, lock store, RMs and clock.
+    pub fn with_parts(
         cfg: CoordinatorConfig,
         store: Arc<dyn SessionStore>,
+        locks: Arc<dyn LockStore>,
         rms: Arc<dyn ResourceManagers>,
         clock: Clock,
     ) -> Self {
-        let slots = Arc::new(tokio::sync::Semaphore::new(
-            cfg.max_concurrent_phase2.max(1),
-        ));
+        let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_phase2.max(1)));
         Coordinator {
             inner: Arc::new(Inner {
                 ids: IdGenerator::new(cfg.server_node),
                 cfg,
                 store,
-                locks: LockTable::new(),
+                locks,
                 rms,
                 sessions: DashMap::new(),
                 clock,
@@ -186,8 +179,8 @@ impl Coordinator {
         &self.inner.cfg
     }
 
-    /// The AT row-lock table (read by the console).
-    pub fn locks(&self) -> &LockTable {
+    /// The AT row-lock store (read by the console).
+    pub fn locks(&self) -> &Arc<dyn LockStore> {
         &self.inner.locks
     }
 
@@ -198,11 +191,7 @@ impl Coordinator {
 
     /// Every live session entry (the console and metrics read them).
     pub fn sessions(&self) -> Vec<Arc<SessionEntry>> {
-        self.inner
-            .sessions
-            .iter()
-            .map(|e| Arc::clone(e.value()))
-            .collect()
+        self.inner.sessions.iter().map(|e| Arc::clone(e.value())).collect()
     }
 
     /// The live session of `xid`.
@@ -222,9 +211,7 @@ impl Coordinator {
     /// Waits for the phase-two work started in the background (used at shutdown).
     pub async fn drain(&self, deadline: Duration) -> bool {
         self.inner.tasks.close();
-        let done = tokio::time::timeout(deadline, self.inner.tasks.wait())
-            .await
-            .is_ok();
+        let done = tokio::time::timeout(deadline, self.inner.tasks.wait()).await.is_ok();
         self.inner.tasks.reopen();
         done
     }

@@ -72,13 +72,8 @@ impl Coordinator {
     /// transaction is old enough (TC-BEHAVIOR §2.4 step 5).
     fn xaer_nota_expired(&self, entry: &SessionEntry) -> bool {
         let timeout = i64::from(entry.timeout_ms);
-        let nota =
-            i64::try_from(self.inner.cfg.xaer_nota_retry_timeout.as_millis()).unwrap_or(i64::MAX);
-        self.now()
-            > entry
-                .begin_time_ms
-                .saturating_add(timeout)
-                .saturating_add(nota.max(timeout))
+        let nota = i64::try_from(self.inner.cfg.xaer_nota_retry_timeout.as_millis()).unwrap_or(i64::MAX);
+        self.now() > entry.begin_time_ms.saturating_add(timeout).saturating_add(nota.max(timeout))
     }
 
     async fn remove_branch(
@@ -91,22 +86,18 @@ impl Coordinator {
         let mut s = entry.lock().await;
         s.remove_branch(b.branch_id);
         if release_locks {
-            self.inner.locks.release_branch(&b.xid, b.branch_id);
+            // A failure leaves rows behind until the session's end releases every row of the xid.
+            if let Err(e) = self.inner.locks.release_branch(&b.xid, b.branch_id).await {
+                warn!(xid = %b.xid, branch_id = b.branch_id, error = %e, "could not release a branch's locks");
+            }
         }
         self.inner.quiet.remove(&b.branch_id);
-        removed.push(StoreOp::RemoveBranch {
-            xid: b.xid.clone(),
-            branch_id: b.branch_id,
-        });
+        removed.push(StoreOp::RemoveBranch { xid: b.xid.clone(), branch_id: b.branch_id });
     }
 
     /// One commit round in registration order. `retrying` is false on the TM path, where AT
     /// branches are left for the background and the first failure stops the round.
-    pub(crate) async fn commit_branches(
-        &self,
-        entry: &SessionEntry,
-        retrying: bool,
-    ) -> (Outcome, Vec<StoreOp>) {
+    pub(crate) async fn commit_branches(&self, entry: &SessionEntry, retrying: bool) -> (Outcome, Vec<StoreOp>) {
         let (branches, saga) = {
             let s = entry.lock().await;
             (s.branches.clone(), s.is_saga())
@@ -126,15 +117,9 @@ impl Coordinator {
                 self.remove_branch(entry, b, false, &mut removed).await;
                 continue;
             }
-            match self
-                .inner
-                .rms
-                .send_phase2(Phase2::Commit, self.call_for(b))
-                .await
-            {
+            match self.inner.rms.send_phase2(Phase2::Commit, self.call_for(b)).await {
                 Ok(status) => {
-                    let status = if status
-                        == BranchStatus::PhaseTwo_CommitFailed_XAER_NOTA_Retryable
+                    let status = if status == BranchStatus::PhaseTwo_CommitFailed_XAER_NOTA_Retryable
                         && self.xaer_nota_expired(entry)
                     {
                         BranchStatus::PhaseTwo_Committed
@@ -155,9 +140,7 @@ impl Coordinator {
                             if !retrying {
                                 return (Outcome::Retryable, removed);
                             }
-                            failed_delivery.get_or_insert_with(|| {
-                                format!("branch {} answered {other}", b.branch_id)
-                            });
+                            failed_delivery.get_or_insert_with(|| format!("branch {} answered {other}", b.branch_id));
                         }
                     }
                 }
@@ -183,11 +166,7 @@ impl Coordinator {
 
     /// One rollback round in reverse registration order; stops at the first branch that does not
     /// roll back (the earlier-registered ones wait for the next round).
-    pub(crate) async fn rollback_branches(
-        &self,
-        entry: &SessionEntry,
-        retrying: bool,
-    ) -> (Outcome, Vec<StoreOp>) {
+    pub(crate) async fn rollback_branches(&self, entry: &SessionEntry, retrying: bool) -> (Outcome, Vec<StoreOp>) {
         let (branches, saga) = {
             let s = entry.lock().await;
             (s.branches.clone(), s.is_saga())
@@ -201,15 +180,9 @@ impl Coordinator {
                 self.remove_branch(entry, b, true, &mut removed).await;
                 continue;
             }
-            match self
-                .inner
-                .rms
-                .send_phase2(Phase2::Rollback, self.call_for(b))
-                .await
-            {
+            match self.inner.rms.send_phase2(Phase2::Rollback, self.call_for(b)).await {
                 Ok(status) => {
-                    let status = if status
-                        == BranchStatus::PhaseTwo_RollbackFailed_XAER_NOTA_Retryable
+                    let status = if status == BranchStatus::PhaseTwo_RollbackFailed_XAER_NOTA_Retryable
                         && self.xaer_nota_expired(entry)
                     {
                         BranchStatus::PhaseTwo_Rollbacked
@@ -233,11 +206,7 @@ impl Coordinator {
                 }
                 Err(e) => {
                     self.log_quietly(b.branch_id, &b.xid, Phase2::Rollback, &e);
-                    let outcome = if retrying {
-                        Outcome::Retryable
-                    } else {
-                        Outcome::Failed(e.to_string())
-                    };
+                    let outcome = if retrying { Outcome::Retryable } else { Outcome::Failed(e.to_string()) };
                     return (outcome, removed);
                 }
             }
@@ -254,10 +223,7 @@ impl Coordinator {
                 xid: s.global.xid.clone(),
                 branch_id: -1,
                 branch_type: BranchType::SAGA,
-                resource_id: format!(
-                    "{}#{}",
-                    s.global.application_id, s.global.transaction_service_group
-                ),
+                resource_id: format!("{}#{}", s.global.application_id, s.global.transaction_service_group),
                 client_id: String::new(),
                 application_data: s.status().name().to_owned(),
             }
@@ -266,9 +232,7 @@ impl Coordinator {
             (Phase2::Commit, Ok(BranchStatus::PhaseTwo_Committed))
             | (Phase2::Rollback, Ok(BranchStatus::PhaseTwo_Rollbacked)) => Outcome::Done,
             (Phase2::Commit, Ok(BranchStatus::PhaseTwo_CommitFailed_Unretryable))
-            | (Phase2::Rollback, Ok(BranchStatus::PhaseTwo_RollbackFailed_Unretryable)) => {
-                Outcome::Unretryable
-            }
+            | (Phase2::Rollback, Ok(BranchStatus::PhaseTwo_RollbackFailed_Unretryable)) => Outcome::Unretryable,
             (_, Ok(_)) => Outcome::Retryable,
             (_, Err(e)) => {
                 self.log_quietly(-1, &call.xid, phase, &e);
@@ -304,9 +268,7 @@ impl Coordinator {
         };
         match result {
             Ok(true) => {
-                entry
-                    .failures
-                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                entry.failures.store(0, std::sync::atomic::Ordering::Relaxed);
             }
             Ok(false) => self.back_off(entry),
             Err(e) => {
@@ -320,13 +282,9 @@ impl Coordinator {
         use std::sync::atomic::Ordering;
         let n = entry.failures.fetch_add(1, Ordering::Relaxed).min(16);
         let period = self.inner.cfg.recovery_period;
-        let delay = period
-            .saturating_mul(1u32 << n.min(10))
-            .min(self.inner.cfg.max_retry_backoff);
+        let delay = period.saturating_mul(1u32 << n.min(10)).min(self.inner.cfg.max_retry_backoff);
         let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-        entry
-            .next_retry_ms
-            .store(self.now().saturating_add(ms), Ordering::Relaxed);
+        entry.next_retry_ms.store(self.now().saturating_add(ms), Ordering::Relaxed);
         self.inner.stats.retried();
     }
 
@@ -345,8 +303,7 @@ impl Coordinator {
         {
             let mut s = self.lock_entry(entry).await?;
             if s.status() == status {
-                self.end_failed(entry, &mut s, GlobalStatus::CommitRetryTimeout, vec![])
-                    .await?;
+                self.end_failed(entry, &mut s, GlobalStatus::CommitRetryTimeout, vec![]).await?;
             }
             return Ok(true);
         }
@@ -354,13 +311,11 @@ impl Coordinator {
         let mut s = self.lock_entry(entry).await?;
         match outcome {
             Outcome::Done | Outcome::OnlyAsyncLeft => {
-                self.end_success(entry, &mut s, GlobalStatus::Committed)
-                    .await?;
+                self.end_success(entry, &mut s, GlobalStatus::Committed).await?;
                 Ok(true)
             }
             Outcome::Unretryable => {
-                self.end_failed(entry, &mut s, GlobalStatus::CommitFailed, removed)
-                    .await?;
+                self.end_failed(entry, &mut s, GlobalStatus::CommitFailed, removed).await?;
                 Ok(true)
             }
             Outcome::Retryable | Outcome::Failed(_) => {
@@ -375,21 +330,14 @@ impl Coordinator {
         if self.retry_timed_out(entry, self.inner.cfg.max_rollback_retry_timeout) {
             let mut s = self.lock_entry(entry).await?;
             if s.status() == status {
-                self.end_failed(entry, &mut s, GlobalStatus::RollbackRetryTimeout, vec![])
-                    .await?;
+                self.end_failed(entry, &mut s, GlobalStatus::RollbackRetryTimeout, vec![]).await?;
             }
             return Ok(true);
         }
         let (outcome, removed) = self.rollback_branches(entry, true).await;
         let mut s = self.lock_entry(entry).await?;
-        let finished = matches!(
-            outcome,
-            Outcome::Done | Outcome::OnlyAsyncLeft | Outcome::Unretryable
-        );
-        match self
-            .finish_rollback(entry, &mut s, outcome, removed, true)
-            .await?
-        {
+        let finished = matches!(outcome, Outcome::Done | Outcome::OnlyAsyncLeft | Outcome::Unretryable);
+        match self.finish_rollback(entry, &mut s, outcome, removed, true).await? {
             Ok(end) => {
                 if finished {
                     info!(xid = %entry.xid, status = %end, "rollback finished by recovery");

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use seata_protocol::message::{
-    BranchRegisterRequest, BranchRegisterResponse, BranchReportRequest, BranchReportResponse,
-    GlobalBeginRequest, GlobalBeginResponse, GlobalEndResponse, GlobalLockQueryResponse,
-    GlobalReportRequest, ResultHead,
+    BranchRegisterRequest, BranchRegisterResponse, BranchReportRequest, BranchReportResponse, GlobalBeginRequest,
+    GlobalBeginResponse, GlobalEndResponse, GlobalLockQueryResponse, GlobalReportRequest, ResultHead,
 };
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 use tokio::sync::MutexGuard;
@@ -15,9 +14,7 @@ use super::entry::SessionEntry;
 use super::phase2::Outcome;
 use super::{ClientInfo, Coordinator, TxError};
 use crate::lock::{parse_lock_key_limited, LockOptions, LockOwner};
-use crate::session::{
-    is_success_end, keeps_locks_when_failed, transaction_id_of, xid_of, GlobalSession,
-};
+use crate::session::{is_success_end, keeps_locks_when_failed, transaction_id_of, xid_of, GlobalSession};
 use crate::store::{BranchRecord, GlobalRecord, StoreOp};
 
 impl Coordinator {
@@ -38,11 +35,7 @@ impl Coordinator {
         to: GlobalStatus,
         mut extra: Vec<StoreOp>,
     ) -> Result<(), TxError> {
-        extra.push(StoreOp::UpdateGlobalStatus {
-            xid: s.global.xid.clone(),
-            expected: Some(s.status()),
-            status: to,
-        });
+        extra.push(StoreOp::UpdateGlobalStatus { xid: s.global.xid.clone(), expected: Some(s.status()), status: to });
         self.inner.store.apply(extra).await?;
         entry.set_status(s, to);
         Ok(())
@@ -57,15 +50,11 @@ impl Coordinator {
         status: GlobalStatus,
     ) -> Result<(), TxError> {
         debug_assert!(is_success_end(status));
-        self.inner
-            .store
-            .apply(vec![StoreOp::RemoveGlobal {
-                xid: s.global.xid.clone(),
-            }])
-            .await?;
+        // Locks first: if releasing them fails the session stays and the end is retried.
+        self.inner.locks.release_global(&s.global.xid).await?;
+        self.inner.store.apply(vec![StoreOp::RemoveGlobal { xid: s.global.xid.clone() }]).await?;
         entry.set_status(s, status);
         s.branches.clear();
-        self.inner.locks.release_global(&s.global.xid);
         self.inner.sessions.remove(&s.global.xid);
         self.inner.stats.ended(status);
         info!(xid = %s.global.xid, status = %status, "global transaction finished");
@@ -83,7 +72,7 @@ impl Coordinator {
     ) -> Result<(), TxError> {
         self.transition(entry, s, status, extra).await?;
         if !keeps_locks_when_failed(status, self.inner.cfg.rollback_retry_timeout_unlock) {
-            self.inner.locks.release_global(&s.global.xid);
+            self.inner.locks.release_global(&s.global.xid).await?;
         }
         self.inner.stats.ended(status);
         tracing::error!(xid = %s.global.xid, status = %status, "global transaction ended in a failure status: needs an operator");
@@ -106,48 +95,27 @@ impl Coordinator {
             begin_time_ms: self.now(),
             application_data: None,
         };
-        if let Err(e) = self
-            .inner
-            .store
-            .apply(vec![StoreOp::InsertGlobal(record.clone())])
-            .await
-        {
+        if let Err(e) = self.inner.store.apply(vec![StoreOp::InsertGlobal(record.clone())]).await {
             let e = TxError::from(e);
             warn!(error = %e, "global begin failed");
-            return GlobalBeginResponse {
-                result: e.result_head(),
-                xid: String::new(),
-                extra_data: String::new(),
-            };
+            return GlobalBeginResponse { result: e.result_head(), xid: String::new(), extra_data: String::new() };
         }
         let entry = Arc::new(SessionEntry::new(GlobalSession::new(record)));
         self.inner.sessions.insert(xid.clone(), entry);
         self.inner.stats.began();
         info!(xid = %xid, timeout = req.timeout, "global transaction began");
-        GlobalBeginResponse {
-            result: ResultHead::success(),
-            xid,
-            extra_data: String::new(),
-        }
+        GlobalBeginResponse { result: ResultHead::success(), xid, extra_data: String::new() }
     }
 
     /// GlobalStatus: the stored status, or Finished for an unknown XID.
     pub async fn global_status(&self, xid: &str) -> GlobalEndResponse {
-        GlobalEndResponse::success(
-            self.session(xid)
-                .map_or(GlobalStatus::Finished, |e| e.status()),
-        )
+        GlobalEndResponse::success(self.session(xid).map_or(GlobalStatus::Finished, |e| e.status()))
     }
 
     /// The answer for a failed commit/rollback: the error plus the re-read status (§0.6).
     fn failed_end(&self, xid: &str, e: &TxError) -> GlobalEndResponse {
-        let status = self
-            .session(xid)
-            .map_or(GlobalStatus::Finished, |e| e.status());
-        GlobalEndResponse {
-            result: e.result_head(),
-            global_status: status,
-        }
+        let status = self.session(xid).map_or(GlobalStatus::Finished, |e| e.status());
+        GlobalEndResponse { result: e.result_head(), global_status: status }
     }
 
     /// GlobalCommit (TC-BEHAVIOR §3.5, §2.4, §2.8).
@@ -181,18 +149,16 @@ impl Coordinator {
         }
         let xid = s.global.xid.clone();
         if s.can_be_committed_async() {
-            self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, vec![])
-                .await?;
+            self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, vec![]).await?;
             s.active = false;
-            self.inner.locks.release_global(&xid);
+            self.inner.locks.release_global(&xid).await?;
             drop(s);
             self.spawn_drive(Arc::clone(entry));
             return Ok(GlobalStatus::Committed);
         }
-        self.transition(entry, &mut s, GlobalStatus::Committing, vec![])
-            .await?;
+        self.transition(entry, &mut s, GlobalStatus::Committing, vec![]).await?;
         s.active = false;
-        self.inner.locks.release_global(&xid);
+        self.inner.locks.release_global(&xid).await?;
         let Some(guard) = entry.try_drive() else {
             return Ok(GlobalStatus::Committing);
         };
@@ -201,31 +167,26 @@ impl Coordinator {
         let mut s = self.lock_entry(entry).await?;
         let status = match outcome {
             Outcome::Done => {
-                self.end_success(entry, &mut s, GlobalStatus::Committed)
-                    .await?;
+                self.end_success(entry, &mut s, GlobalStatus::Committed).await?;
                 GlobalStatus::Committed
             }
             Outcome::OnlyAsyncLeft => {
-                self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, removed)
-                    .await?;
+                self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, removed).await?;
                 drop(s);
                 drop(guard);
                 self.spawn_drive(Arc::clone(entry));
                 return Ok(GlobalStatus::Committed);
             }
             Outcome::Retryable => {
-                self.transition(entry, &mut s, GlobalStatus::CommitRetrying, removed)
-                    .await?;
+                self.transition(entry, &mut s, GlobalStatus::CommitRetrying, removed).await?;
                 GlobalStatus::CommitRetrying
             }
             Outcome::Unretryable => {
-                self.end_failed(entry, &mut s, GlobalStatus::CommitFailed, removed)
-                    .await?;
+                self.end_failed(entry, &mut s, GlobalStatus::CommitFailed, removed).await?;
                 GlobalStatus::CommitFailed
             }
             Outcome::Failed(msg) => {
-                self.transition(entry, &mut s, GlobalStatus::CommitRetrying, removed)
-                    .await?;
+                self.transition(entry, &mut s, GlobalStatus::CommitRetrying, removed).await?;
                 return Err(TxError::Phase2(msg));
             }
         };
@@ -238,10 +199,10 @@ impl Coordinator {
         entry: &SessionEntry,
         s: &mut GlobalSession,
     ) -> Result<(), TxError> {
-        self.transition(entry, s, GlobalStatus::TimeoutRollbacking, vec![])
-            .await?;
+        // The locks become "rolling back" before the status (TC-BEHAVIOR §2.1 notes).
+        self.inner.locks.mark_rollbacking(&s.global.xid).await?;
+        self.transition(entry, s, GlobalStatus::TimeoutRollbacking, vec![]).await?;
         s.active = false;
-        self.inner.locks.mark_rollbacking(&s.global.xid);
         info!(xid = %s.global.xid, "global transaction timed out; rolling back");
         Ok(())
     }
@@ -266,19 +227,16 @@ impl Coordinator {
             s.active = false;
             return Ok(s.status());
         }
-        self.transition(entry, &mut s, GlobalStatus::Rollbacking, vec![])
-            .await?;
+        self.inner.locks.mark_rollbacking(&s.global.xid).await?;
+        self.transition(entry, &mut s, GlobalStatus::Rollbacking, vec![]).await?;
         s.active = false;
-        self.inner.locks.mark_rollbacking(&s.global.xid);
         let Some(guard) = entry.try_drive() else {
             return Ok(GlobalStatus::Rollbacking);
         };
         drop(s);
         let (outcome, removed) = self.rollback_branches(entry, false).await;
         let mut s = self.lock_entry(entry).await?;
-        let status = self
-            .finish_rollback(entry, &mut s, outcome, removed, false)
-            .await?;
+        let status = self.finish_rollback(entry, &mut s, outcome, removed, false).await?;
         drop(guard);
         status
     }
@@ -293,27 +251,15 @@ impl Coordinator {
         retrying: bool,
     ) -> Result<Result<GlobalStatus, TxError>, TxError> {
         let timeout = s.status().is_timeout();
-        let retry_status = if timeout {
-            GlobalStatus::TimeoutRollbackRetrying
-        } else {
-            GlobalStatus::RollbackRetrying
-        };
+        let retry_status = if timeout { GlobalStatus::TimeoutRollbackRetrying } else { GlobalStatus::RollbackRetrying };
         Ok(match outcome {
             Outcome::Done | Outcome::OnlyAsyncLeft => {
-                let end = if timeout {
-                    GlobalStatus::TimeoutRollbacked
-                } else {
-                    GlobalStatus::Rollbacked
-                };
+                let end = if timeout { GlobalStatus::TimeoutRollbacked } else { GlobalStatus::Rollbacked };
                 self.end_success(entry, s, end).await?;
                 Ok(end)
             }
             Outcome::Unretryable => {
-                let end = if timeout {
-                    GlobalStatus::TimeoutRollbackFailed
-                } else {
-                    GlobalStatus::RollbackFailed
-                };
+                let end = if timeout { GlobalStatus::TimeoutRollbackFailed } else { GlobalStatus::RollbackFailed };
                 self.end_failed(entry, s, end, removed).await?;
                 Ok(end)
             }
@@ -358,22 +304,16 @@ impl Coordinator {
             }
             match reported {
                 GlobalStatus::Committed => {
-                    self.end_success(&entry, &mut s, GlobalStatus::Committed)
-                        .await?;
+                    self.end_success(&entry, &mut s, GlobalStatus::Committed).await?;
                     Ok(GlobalStatus::Committed)
                 }
                 GlobalStatus::Rollbacked | GlobalStatus::Finished => {
-                    self.end_success(&entry, &mut s, GlobalStatus::Rollbacked)
-                        .await?;
+                    self.end_success(&entry, &mut s, GlobalStatus::Rollbacked).await?;
                     Ok(GlobalStatus::Rollbacked)
                 }
                 other => {
                     // Persisted verbatim; the retry jobs pick up the retrying states.
-                    let other = if other == GlobalStatus::UnKnown {
-                        GlobalStatus::RollbackRetrying
-                    } else {
-                        other
-                    };
+                    let other = if other == GlobalStatus::UnKnown { GlobalStatus::RollbackRetrying } else { other };
                     self.transition(&entry, &mut s, other, vec![]).await?;
                     s.active = false;
                     Ok(other)
@@ -383,53 +323,31 @@ impl Coordinator {
         .await;
         match result {
             Ok(status) => GlobalEndResponse::success(status),
-            Err(e) => GlobalEndResponse {
-                result: e.result_head(),
-                global_status: entry.status(),
-            },
+            Err(e) => GlobalEndResponse { result: e.result_head(), global_status: entry.status() },
         }
     }
 
     /// BranchRegister (TC-BEHAVIOR §3.3): the branch, and for AT its row locks, all or nothing.
-    pub async fn branch_register(
-        &self,
-        client: &ClientInfo,
-        req: BranchRegisterRequest,
-    ) -> BranchRegisterResponse {
+    pub async fn branch_register(&self, client: &ClientInfo, req: BranchRegisterRequest) -> BranchRegisterResponse {
         match self.branch_register_inner(client, req).await {
-            Ok(branch_id) => BranchRegisterResponse {
-                result: ResultHead::success(),
-                branch_id,
-            },
+            Ok(branch_id) => BranchRegisterResponse { result: ResultHead::success(), branch_id },
             Err(e) => {
                 match &e {
                     TxError::Lock(_) => debug!(error = %e, "branch register: lock conflict"),
                     _ => warn!(error = %e, "branch register failed"),
                 }
-                BranchRegisterResponse {
-                    result: e.result_head(),
-                    branch_id: 0,
-                }
+                BranchRegisterResponse { result: e.result_head(), branch_id: 0 }
             }
         }
     }
 
-    async fn branch_register_inner(
-        &self,
-        client: &ClientInfo,
-        req: BranchRegisterRequest,
-    ) -> Result<i64, TxError> {
-        let entry = self
-            .session(&req.xid)
-            .ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
+    async fn branch_register_inner(&self, client: &ClientInfo, req: BranchRegisterRequest) -> Result<i64, TxError> {
+        let entry = self.session(&req.xid).ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
         let data_len = req.application_data.len();
         if data_len > self.inner.cfg.application_data_limit {
             warn!(xid = %req.xid, len = data_len, "applicationData larger than the limit");
             if self.inner.cfg.application_data_limit_check {
-                return Err(TxError::ApplicationDataTooLarge(
-                    data_len,
-                    self.inner.cfg.application_data_limit,
-                ));
+                return Err(TxError::ApplicationDataTooLarge(data_len, self.inner.cfg.application_data_limit));
             }
         }
         let mut s = self.lock_entry(&entry).await?;
@@ -445,18 +363,11 @@ impl Coordinator {
         let transaction_id = s.global.transaction_id;
         let locked = req.branch_type == BranchType::AT && !req.lock_key.trim().is_empty();
         if locked {
-            let rows = parse_lock_key_limited(
-                &req.resource_id,
-                &req.lock_key,
-                self.inner.locks.max_rows_per_acquire(),
-            )?;
+            let rows =
+                parse_lock_key_limited(&req.resource_id, &req.lock_key, self.inner.locks.max_rows_per_acquire())?;
             let opts = LockOptions::from_application_data(&req.application_data);
-            let owner = LockOwner {
-                xid: req.xid.clone(),
-                transaction_id,
-                branch_id,
-            };
-            self.inner.locks.acquire(owner, &rows, opts)?;
+            let owner = LockOwner { xid: req.xid.clone(), transaction_id, branch_id };
+            self.inner.locks.acquire(owner, &rows, opts).await?;
         }
         let record = BranchRecord {
             branch_id,
@@ -470,14 +381,11 @@ impl Coordinator {
             application_data: non_empty(req.application_data),
             lock_key: non_empty(req.lock_key),
         };
-        if let Err(e) = self
-            .inner
-            .store
-            .apply(vec![StoreOp::InsertBranch(record.clone())])
-            .await
-        {
+        if let Err(e) = self.inner.store.apply(vec![StoreOp::InsertBranch(record.clone())]).await {
             if locked {
-                self.inner.locks.release_branch(&req.xid, branch_id);
+                if let Err(le) = self.inner.locks.release_branch(&req.xid, branch_id).await {
+                    warn!(xid = %req.xid, branch_id, error = %le, "could not release the locks of a failed registration");
+                }
             }
             return Err(TxError::FailedToAddBranch(req.xid, e));
         }
@@ -489,9 +397,7 @@ impl Coordinator {
     /// BranchReport (TC-BEHAVIOR §3.4): new status and, when not empty, new application data.
     pub async fn branch_report(&self, req: BranchReportRequest) -> BranchReportResponse {
         let result = async {
-            let entry = self
-                .session(&req.xid)
-                .ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
+            let entry = self.session(&req.xid).ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
             let mut s = self.lock_entry(&entry).await?;
             if s.branch(req.branch_id).is_none() {
                 return Err(TxError::BranchNotFound(req.xid.clone(), req.branch_id));
@@ -514,14 +420,10 @@ impl Coordinator {
         }
         .await;
         match result {
-            Ok(()) => BranchReportResponse {
-                result: ResultHead::success(),
-            },
+            Ok(()) => BranchReportResponse { result: ResultHead::success() },
             Err(e) => {
                 warn!(xid = %req.xid, branch_id = req.branch_id, error = %e, "branch report failed");
-                BranchReportResponse {
-                    result: e.result_head(),
-                }
+                BranchReportResponse { result: e.result_head() }
             }
         }
     }
@@ -532,14 +434,13 @@ impl Coordinator {
         let lockable = if req.branch_type != BranchType::AT || req.lock_key.trim().is_empty() {
             true
         } else {
-            match parse_lock_key_limited(
-                &req.resource_id,
-                &req.lock_key,
-                self.inner.locks.max_rows_per_acquire(),
-            ) {
+            match parse_lock_key_limited(&req.resource_id, &req.lock_key, self.inner.locks.max_rows_per_acquire()) {
                 Ok(rows) => {
                     let xid = (!req.xid.is_empty()).then_some(req.xid.as_str());
-                    self.inner.locks.is_lockable(xid, &rows)
+                    self.inner.locks.is_lockable(xid, &rows).await.unwrap_or_else(|e| {
+                        warn!(error = %e, "lock query failed; answering not lockable");
+                        false
+                    })
                 }
                 Err(e) => {
                     warn!(error = %e, "lock query refused");
@@ -547,10 +448,7 @@ impl Coordinator {
                 }
             }
         };
-        GlobalLockQueryResponse {
-            result: ResultHead::success(),
-            lockable,
-        }
+        GlobalLockQueryResponse { result: ResultHead::success(), lockable }
     }
 
     /// The transaction id an XID names, for logs.

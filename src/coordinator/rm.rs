@@ -53,8 +53,7 @@ pub enum SendError {
 #[async_trait::async_trait]
 pub trait ResourceManagers: Send + Sync + 'static {
     /// Sends a BranchCommit or BranchRollback and returns the branch status the RM reports.
-    async fn send_phase2(&self, phase: Phase2, call: BranchCall)
-        -> Result<BranchStatus, SendError>;
+    async fn send_phase2(&self, phase: Phase2, call: BranchCall) -> Result<BranchStatus, SendError>;
 
     /// Sends a one-way UndoLogDelete to one live connection of every registered resource;
     /// returns how many were sent.

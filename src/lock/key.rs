@@ -25,9 +25,7 @@ const PK_SEPARATOR: char = ',';
 /// The row key `resourceId^^^tableName^^^pk`: the unit of mutual exclusion (primary key of
 /// Seata's `lock_table`).
 pub fn row_key(resource_id: &str, table_name: &str, pk: &str) -> String {
-    let mut key = String::with_capacity(
-        resource_id.len() + table_name.len() + pk.len() + 2 * ROW_KEY_SEPARATOR.len(),
-    );
+    let mut key = String::with_capacity(resource_id.len() + table_name.len() + pk.len() + 2 * ROW_KEY_SEPARATOR.len());
     key.push_str(resource_id);
     key.push_str(ROW_KEY_SEPARATOR);
     key.push_str(table_name);
@@ -78,9 +76,7 @@ impl RowLock {
     /// The table name, in whatever case the client sent it.
     pub fn table_name(&self) -> &str {
         let start = self.resource_len + ROW_KEY_SEPARATOR.len();
-        self.key
-            .get(start..start + self.table_len)
-            .unwrap_or_default()
+        self.key.get(start..start + self.table_len).unwrap_or_default()
     }
 
     /// The primary-key value (composite keys are joined by `_` by the client).
@@ -127,19 +123,12 @@ pub fn parse_lock_key(resource_id: &str, lock_key: &str) -> Vec<RowLock> {
 
 /// [`parse_lock_key`] that gives up with [`LockError::TooManyRows`] as soon as more than `limit`
 /// distinct rows have been found, so a huge lock key costs at most `limit` row allocations.
-pub fn parse_lock_key_limited(
-    resource_id: &str,
-    lock_key: &str,
-    limit: usize,
-) -> Result<Vec<RowLock>, LockError> {
+pub fn parse_lock_key_limited(resource_id: &str, lock_key: &str, limit: usize) -> Result<Vec<RowLock>, LockError> {
     let mut rows = Vec::new();
     if parse_into(resource_id, lock_key, limit, &mut rows) {
         Ok(rows)
     } else {
-        Err(LockError::TooManyRows {
-            requested: None,
-            limit,
-        })
+        Err(LockError::TooManyRows { requested: None, limit })
     }
 }
 
@@ -221,17 +210,11 @@ mod tests {
 
     /// `(table, pk)` pairs of parsed rows, for compact assertions.
     fn parts(lock_key: &str) -> Vec<(String, String)> {
-        parse_lock_key(RES, lock_key)
-            .iter()
-            .map(|r| (r.table_name().to_owned(), r.pk().to_owned()))
-            .collect()
+        parse_lock_key(RES, lock_key).iter().map(|r| (r.table_name().to_owned(), r.pk().to_owned())).collect()
     }
 
     fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-        expected
-            .iter()
-            .map(|(t, p)| ((*t).to_owned(), (*p).to_owned()))
-            .collect()
+        expected.iter().map(|(t, p)| ((*t).to_owned(), (*p).to_owned())).collect()
     }
 
     #[test]
@@ -252,34 +235,22 @@ mod tests {
         assert_eq!(row.table_name(), "");
         assert_eq!(row.pk(), "c^^^d");
         // Different parts, same row key: the same row as far as locking is concerned.
-        assert_eq!(
-            RowLock::new("a", "b^^^c", "d").row_key(),
-            RowLock::new("a^^^b", "c", "d").row_key()
-        );
+        assert_eq!(RowLock::new("a", "b^^^c", "d").row_key(), RowLock::new("a^^^b", "c", "d").row_key());
     }
 
     #[test]
     fn composite_keys_stay_one_row_each() {
-        assert_eq!(
-            parts("t_order:1_a,2_b"),
-            pairs(&[("t_order", "1_a"), ("t_order", "2_b")])
-        );
+        assert_eq!(parts("t_order:1_a,2_b"), pairs(&[("t_order", "1_a"), ("t_order", "2_b")]));
     }
 
     #[test]
     fn several_tables_in_order() {
-        assert_eq!(
-            parts("t_order:1,2;t_item:7"),
-            pairs(&[("t_order", "1"), ("t_order", "2"), ("t_item", "7")])
-        );
+        assert_eq!(parts("t_order:1,2;t_item:7"), pairs(&[("t_order", "1"), ("t_order", "2"), ("t_item", "7")]));
     }
 
     #[test]
     fn same_table_twice() {
-        assert_eq!(
-            parts("t:1;u:5;t:2"),
-            pairs(&[("t", "1"), ("u", "5"), ("t", "2")])
-        );
+        assert_eq!(parts("t:1;u:5;t:2"), pairs(&[("t", "1"), ("u", "5"), ("t", "2")]));
     }
 
     #[test]
@@ -313,10 +284,7 @@ mod tests {
 
     #[test]
     fn blank_items_are_skipped_not_trimmed() {
-        assert_eq!(
-            parts("t:1,, ,2, 3 ,"),
-            pairs(&[("t", "1"), ("t", "2"), ("t", " 3 ")])
-        );
+        assert_eq!(parts("t:1,, ,2, 3 ,"), pairs(&[("t", "1"), ("t", "2"), ("t", " 3 ")]));
         assert_eq!(parts(" t :1"), pairs(&[(" t ", "1")]));
     }
 
@@ -327,10 +295,7 @@ mod tests {
 
     #[test]
     fn duplicates_keep_the_first() {
-        assert_eq!(
-            parts("t:1,2,1;u:1;t:2,3"),
-            pairs(&[("t", "1"), ("t", "2"), ("u", "1"), ("t", "3")])
-        );
+        assert_eq!(parts("t:1,2,1;u:1;t:2,3"), pairs(&[("t", "1"), ("t", "2"), ("u", "1"), ("t", "3")]));
     }
 
     #[test]
@@ -348,13 +313,7 @@ mod tests {
         let ok = parse_lock_key_limited(RES, "t:1,2,2,3", 3);
         assert_eq!(ok.map(|rows| rows.len()), Ok(3));
         let too_many = parse_lock_key_limited(RES, "t:1,2,3,4", 3);
-        assert_eq!(
-            too_many,
-            Err(LockError::TooManyRows {
-                requested: None,
-                limit: 3
-            })
-        );
+        assert_eq!(too_many, Err(LockError::TooManyRows { requested: None, limit: 3 }));
     }
 
     proptest! {

@@ -10,16 +10,18 @@
 //! lock order, differences from Seata) is in `docs/LOCKS.md`.
 
 mod key;
+mod manager;
 mod options;
 mod table;
 
 use seata_protocol::ExceptionCode;
 
 pub use key::{parse_lock_key, parse_lock_key_limited, row_key, RowLock, ROW_KEY_SEPARATOR};
+pub use manager::LockStore;
 pub use options::LockOptions;
 pub use table::{
-    AcquireOutcome, LockFilter, LockInfo, LockOwner, LockTable, LockTableConfig,
-    DEFAULT_MAX_ROWS_PER_ACQUIRE, DEFAULT_SHARDS,
+    AcquireOutcome, LockFilter, LockInfo, LockOwner, LockTable, LockTableConfig, DEFAULT_MAX_ROWS_PER_ACQUIRE,
+    DEFAULT_SHARDS,
 };
 
 /// A row another global transaction holds, found while acquiring.
@@ -40,7 +42,7 @@ pub struct LockConflict {
 ///
 /// The `Display` text is safe to send to clients: it names only the row key (which the client
 /// sent) and never the holder's XID; log the fields for that.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LockError {
     /// Another global transaction holds one of the rows.
     #[error("global lock conflict on {}{}", .0.row_key, if .0.fail_fast { " (holder is rolling back)" } else { "" })]
@@ -53,7 +55,27 @@ pub enum LockError {
         /// The configured maximum.
         limit: usize,
     },
+    /// The lock store (the database, in db mode) failed; nothing was taken.
+    #[error("global lock store failed")]
+    Store(#[source] crate::store::StoreError),
 }
+
+impl PartialEq for LockError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LockError::Conflict(a), LockError::Conflict(b)) => a == b,
+            (
+                LockError::TooManyRows { requested: r1, limit: l1 },
+                LockError::TooManyRows { requested: r2, limit: l2 },
+            ) => r1 == r2 && l1 == l2,
+            // Store failures compare by what they say: the causes are not comparable.
+            (LockError::Store(a), LockError::Store(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LockError {}
 
 impl LockError {
     /// The exception code for the BranchRegister response: `LockKeyConflict`,
@@ -64,6 +86,7 @@ impl LockError {
             LockError::Conflict(c) if c.fail_fast => ExceptionCode::LockKeyConflictFailFast,
             LockError::Conflict(_) => ExceptionCode::LockKeyConflict,
             LockError::TooManyRows { .. } => ExceptionCode::FailedToAddBranch,
+            LockError::Store(_) => ExceptionCode::FailedStore,
         }
     }
 }
@@ -86,18 +109,9 @@ mod tests {
         conflict.fail_fast = true;
         let fast = LockError::Conflict(conflict);
         assert_eq!(fast.code(), ExceptionCode::LockKeyConflictFailFast);
-        assert!(
-            !fast.to_string().contains("8091"),
-            "holder xid must not leak"
-        );
-        let big = LockError::TooManyRows {
-            requested: Some(11),
-            limit: 10,
-        };
+        assert!(!fast.to_string().contains("8091"), "holder xid must not leak");
+        let big = LockError::TooManyRows { requested: Some(11), limit: 10 };
         assert_eq!(big.code(), ExceptionCode::FailedToAddBranch);
-        assert_eq!(
-            big.to_string(),
-            "lock key names 11 row locks, more than the limit of 10"
-        );
+        assert_eq!(big.to_string(), "lock key names 11 row locks, more than the limit of 10");
     }
 }

@@ -24,10 +24,7 @@ pub struct LockOptions {
 
 impl Default for LockOptions {
     fn default() -> Self {
-        LockOptions {
-            auto_commit: true,
-            skip_check_lock: false,
-        }
+        LockOptions { auto_commit: true, skip_check_lock: false }
     }
 }
 
@@ -42,9 +39,7 @@ impl LockOptions {
         if application_data.trim().is_empty() {
             return opts;
         }
-        let first = serde_json::Deserializer::from_str(application_data)
-            .into_iter::<Value>()
-            .next();
+        let first = serde_json::Deserializer::from_str(application_data).into_iter::<Value>().next();
         let data = match first {
             Some(Ok(Value::Object(map))) => map,
             Some(Ok(_)) => {
@@ -80,20 +75,14 @@ mod tests {
     fn defaults_when_blank() {
         assert_eq!(opts(""), (true, false));
         assert_eq!(opts("  \n"), (true, false));
-        assert_eq!(
-            LockOptions::default(),
-            LockOptions::from_application_data("")
-        );
+        assert_eq!(LockOptions::default(), LockOptions::from_application_data(""));
     }
 
     #[test]
     fn reads_what_java_clients_send() {
         assert_eq!(opts(r#"{"autoCommit":false}"#), (false, false));
         assert_eq!(opts(r#"{"skipCheckLock":true}"#), (true, true));
-        assert_eq!(
-            opts(r#"{"autoCommit":false,"skipCheckLock":true,"other":1}"#),
-            (false, true)
-        );
+        assert_eq!(opts(r#"{"autoCommit":false,"skipCheckLock":true,"other":1}"#), (false, true));
     }
 
     #[test]

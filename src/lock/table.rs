@@ -65,10 +65,7 @@ pub struct LockTableConfig {
 
 impl Default for LockTableConfig {
     fn default() -> Self {
-        LockTableConfig {
-            max_rows_per_acquire: DEFAULT_MAX_ROWS_PER_ACQUIRE,
-            shards: DEFAULT_SHARDS,
-        }
+        LockTableConfig { max_rows_per_acquire: DEFAULT_MAX_ROWS_PER_ACQUIRE, shards: DEFAULT_SHARDS }
     }
 }
 
@@ -135,14 +132,8 @@ impl LockFilter {
         self.xid.as_deref().is_none_or(|x| x == info.xid)
             && self.transaction_id.is_none_or(|t| t == info.transaction_id)
             && self.branch_id.is_none_or(|b| b == info.branch_id)
-            && self
-                .resource_id
-                .as_deref()
-                .is_none_or(|r| r == info.resource_id)
-            && self
-                .table_name
-                .as_deref()
-                .is_none_or(|t| t == info.table_name)
+            && self.resource_id.as_deref().is_none_or(|r| r == info.resource_id)
+            && self.table_name.as_deref().is_none_or(|t| t == info.table_name)
             && self.pk.as_deref().is_none_or(|p| p == info.pk)
     }
 }
@@ -220,11 +211,7 @@ impl Held {
 
 /// Console order: newest first, then by row key.
 fn sort_for_console(locks: &mut [LockInfo]) {
-    locks.sort_by(|a, b| {
-        b.acquired_at
-            .cmp(&a.acquired_at)
-            .then_with(|| a.row_key.cmp(&b.row_key))
-    });
+    locks.sort_by(|a, b| b.acquired_at.cmp(&a.acquired_at).then_with(|| a.row_key.cmp(&b.row_key)));
 }
 
 impl Default for LockTable {
@@ -251,9 +238,7 @@ impl LockTable {
 
     /// An empty table sized by `config`.
     pub fn with_config(config: LockTableConfig) -> Self {
-        let shards = (0..config.shards.max(1))
-            .map(|_| Mutex::new(Shard::default()))
-            .collect();
+        let shards = (0..config.shards.max(1)).map(|_| Mutex::new(Shard::default())).collect();
         LockTable {
             inner: Arc::new(Inner {
                 shards,
@@ -280,27 +265,15 @@ impl LockTable {
     /// conflicting row). `opts.skip_check_lock` is not used: checking costs nothing in memory.
     /// Duplicate rows are taken once. More than [`max_rows_per_acquire`](Self::max_rows_per_acquire)
     /// rows (counted before de-duplication) is [`LockError::TooManyRows`].
-    pub fn acquire(
-        &self,
-        owner: LockOwner,
-        rows: &[RowLock],
-        opts: LockOptions,
-    ) -> Result<AcquireOutcome, LockError> {
+    pub fn acquire(&self, owner: LockOwner, rows: &[RowLock], opts: LockOptions) -> Result<AcquireOutcome, LockError> {
         let limit = self.inner.max_rows_per_acquire;
         if rows.len() > limit {
-            return Err(LockError::TooManyRows {
-                requested: Some(rows.len()),
-                limit,
-            });
+            return Err(LockError::TooManyRows { requested: Some(rows.len()), limit });
         }
         if rows.is_empty() {
             return Ok(AcquireOutcome::default());
         }
-        let LockOwner {
-            xid,
-            transaction_id,
-            branch_id,
-        } = owner;
+        let LockOwner { xid, transaction_id, branch_id } = owner;
         self.with_owner_or_insert(&xid, transaction_id, |record, index| {
             self.acquire_owned(record, index, branch_id, rows, opts)
         })
@@ -310,11 +283,9 @@ impl LockTable {
     /// Releases the rows `branch_id` of `xid` inserted; returns how many. Rows the branch covered
     /// only re-entrantly belong to an earlier branch and stay held (as in Seata).
     pub fn release_branch(&self, xid: &str, branch_id: i64) -> usize {
-        self.with_owner(xid, |record, index| {
-            match index.branches.remove(&branch_id) {
-                Some(keys) => self.remove_rows(record, &keys, Some(branch_id)),
-                None => 0,
-            }
+        self.with_owner(xid, |record, index| match index.branches.remove(&branch_id) {
+            Some(keys) => self.remove_rows(record, &keys, Some(branch_id)),
+            None => 0,
         })
         .unwrap_or(0)
     }
@@ -341,10 +312,7 @@ impl LockTable {
 
     /// Whether `xid` holds locks and is marked rolling back.
     pub fn is_rollbacking(&self, xid: &str) -> bool {
-        self.inner
-            .owners
-            .get(xid)
-            .is_some_and(|r| r.value().rollbacking.load(Ordering::Acquire))
+        self.inner.owners.get(xid).is_some_and(|r| r.value().rollbacking.load(Ordering::Acquire))
     }
 
     /// GlobalLockQuery: false if any of `rows` is held by an xid other than `xid`. With no xid (a
@@ -353,10 +321,7 @@ impl LockTable {
     pub fn is_lockable(&self, xid: Option<&str>, rows: &[RowLock]) -> bool {
         rows.iter().all(|row| {
             let shard = lock(self.shard(row.row_key()));
-            shard
-                .rows
-                .get(row.row_key())
-                .is_none_or(|held| xid.is_some_and(|x| *held.owner.xid == *x))
+            shard.rows.get(row.row_key()).is_none_or(|held| xid.is_some_and(|x| *held.owner.xid == *x))
         })
     }
 
@@ -395,21 +360,12 @@ impl LockTable {
     /// result is not an atomic picture of the whole table.
     pub fn snapshot(&self, filter: &LockFilter) -> Vec<LockInfo> {
         let mut locks: Vec<LockInfo> = if let Some(xid) = &filter.xid {
-            self.locks_of(xid)
-                .into_iter()
-                .filter(|info| filter.matches(info))
-                .collect()
+            self.locks_of(xid).into_iter().filter(|info| filter.matches(info)).collect()
         } else {
             let mut locks = Vec::new();
             for shard in self.inner.shards.iter() {
                 let shard = lock(shard);
-                locks.extend(
-                    shard
-                        .rows
-                        .values()
-                        .map(Held::info)
-                        .filter(|info| filter.matches(info)),
-                );
+                locks.extend(shard.rows.values().map(Held::info).filter(|info| filter.matches(info)));
             }
             locks
         };
@@ -484,9 +440,7 @@ impl LockTable {
         let result = f(&record, &mut index);
         if index.branches.is_empty() {
             index.retired = true;
-            self.inner
-                .owners
-                .remove_if(xid, |_, live| Arc::ptr_eq(live, &record));
+            self.inner.owners.remove_if(xid, |_, live| Arc::ptr_eq(live, &record));
         }
         Ok(result)
     }
@@ -513,10 +467,7 @@ impl LockTable {
 
         // Lock every shard involved, in ascending order, and keep them all until done: the check
         // and the insert are one atomic step with respect to other transactions.
-        let mut guards: Vec<MutexGuard<'_, Shard>> = shard_ids
-            .iter()
-            .map(|&id| lock(&self.inner.shards[id]))
-            .collect();
+        let mut guards: Vec<MutexGuard<'_, Shard>> = shard_ids.iter().map(|&id| lock(&self.inner.shards[id])).collect();
         let slot = |id: usize| shard_ids.binary_search(&id).unwrap_or(0);
 
         let mut fresh: Vec<(&RowLock, usize)> = Vec::new();
@@ -529,8 +480,7 @@ impl LockTable {
                 Some(held) if Arc::ptr_eq(&held.owner, record) => reentrant += 1,
                 Some(held) => {
                     debug_assert!(held.owner.xid != record.xid, "two live records for one xid");
-                    let fail_fast =
-                        !opts.auto_commit && held.owner.rollbacking.load(Ordering::Acquire);
+                    let fail_fast = !opts.auto_commit && held.owner.rollbacking.load(Ordering::Acquire);
                     if conflict.is_none() || fail_fast {
                         conflict = Some(LockConflict {
                             row_key: row.row_key().to_owned(),
@@ -560,22 +510,14 @@ impl LockTable {
                 let key = Arc::clone(row.shared_key());
                 guards[pos].rows.insert(
                     Arc::clone(&key),
-                    Held {
-                        owner: Arc::clone(record),
-                        branch_id,
-                        row: row.clone(),
-                        acquired_at: now,
-                    },
+                    Held { owner: Arc::clone(record), branch_id, row: row.clone(), acquired_at: now },
                 );
                 keys.push(key);
             }
             self.inner.held.fetch_add(acquired, Ordering::Relaxed);
         }
         drop(guards);
-        Ok(AcquireOutcome {
-            acquired,
-            reentrant,
-        })
+        Ok(AcquireOutcome { acquired, reentrant })
     }
 
     /// Removes those of `keys` that `record` holds (and that `branch` inserted, if given), one
@@ -583,9 +525,10 @@ impl LockTable {
     fn remove_rows(&self, record: &Arc<Owner>, keys: &[Arc<str>], branch: Option<i64>) -> usize {
         let mut removed = 0;
         self.for_each_by_shard(keys.iter().collect(), |shard, key| {
-            let ours = shard.rows.get(&**key).is_some_and(|held| {
-                Arc::ptr_eq(&held.owner, record) && branch.is_none_or(|b| held.branch_id == b)
-            });
+            let ours = shard
+                .rows
+                .get(&**key)
+                .is_some_and(|held| Arc::ptr_eq(&held.owner, record) && branch.is_none_or(|b| held.branch_id == b));
             if ours && shard.rows.remove(&**key).is_some() {
                 removed += 1;
             }
@@ -597,10 +540,7 @@ impl LockTable {
     /// Calls `f` for every key with its shard locked, visiting shards in ascending order and
     /// locking each once.
     fn for_each_by_shard(&self, keys: Vec<&Arc<str>>, mut f: impl FnMut(&mut Shard, &Arc<str>)) {
-        let mut by_shard: Vec<(usize, &Arc<str>)> = keys
-            .into_iter()
-            .map(|key| (self.shard_index(key), key))
-            .collect();
+        let mut by_shard: Vec<(usize, &Arc<str>)> = keys.into_iter().map(|key| (self.shard_index(key), key)).collect();
         by_shard.sort_unstable_by_key(|&(id, _)| id);
         for group in by_shard.chunk_by(|a, b| a.0 == b.0) {
             let Some(&(id, _)) = group.first() else {

@@ -20,10 +20,7 @@ pub async fn run(coordinator: Coordinator, stop: CancellationToken) {
     let mut scan = tokio::time::interval(cfg.recovery_period.max(Duration::from_millis(1)));
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let first_undo = tokio::time::Instant::now() + UNDO_LOG_FIRST_DELAY;
-    let mut undo = tokio::time::interval_at(
-        first_undo,
-        cfg.undo_log_delete_period.max(Duration::from_secs(1)),
-    );
+    let mut undo = tokio::time::interval_at(first_undo, cfg.undo_log_delete_period.max(Duration::from_secs(1)));
     loop {
         tokio::select! {
             () = stop.cancelled() => break,

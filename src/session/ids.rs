@@ -28,16 +28,9 @@ pub struct IdGenerator {
 impl IdGenerator {
     /// A generator for `worker_id` (only its low 10 bits are used).
     pub fn new(worker_id: u16) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let since = u64::try_from(now)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(EPOCH_MS);
-        IdGenerator {
-            worker: u64::from(worker_id & 0x3ff),
-            counter: AtomicU64::new((since << 12) & LOW_MASK),
-        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let since = u64::try_from(now).unwrap_or(u64::MAX).saturating_sub(EPOCH_MS);
+        IdGenerator { worker: u64::from(worker_id & 0x3ff), counter: AtomicU64::new((since << 12) & LOW_MASK) }
     }
 
     /// The next id: positive and unique for this worker.

@@ -26,21 +26,13 @@ pub struct GlobalSession {
 impl GlobalSession {
     /// A new session in `Begin`.
     pub fn new(global: GlobalRecord) -> Self {
-        GlobalSession {
-            global,
-            branches: Vec::new(),
-            active: true,
-        }
+        GlobalSession { global, branches: Vec::new(), active: true }
     }
 
     /// A session read back from the store.
     pub fn from_stored(stored: StoredSession) -> Self {
         let active = stored.global.status == GlobalStatus::Begin;
-        GlobalSession {
-            global: stored.global,
-            branches: stored.branches,
-            active,
-        }
+        GlobalSession { global: stored.global, branches: stored.branches, active }
     }
 
     /// The XID.
@@ -93,10 +85,7 @@ pub fn branch_commits_async(b: &BranchRecord) -> bool {
 
 /// Statuses that end a transaction successfully: the session and all its locks go.
 pub fn is_success_end(status: GlobalStatus) -> bool {
-    matches!(
-        status,
-        GlobalStatus::Committed | GlobalStatus::Rollbacked | GlobalStatus::TimeoutRollbacked
-    )
+    matches!(status, GlobalStatus::Committed | GlobalStatus::Rollbacked | GlobalStatus::TimeoutRollbacked)
 }
 
 /// Statuses after which a stored session is dropped at restart (TC-BEHAVIOR §5.6): it is over
@@ -159,13 +148,10 @@ mod tests {
     fn async_commit_needs_only_at_or_failed_branches() {
         let mut s = session("tx");
         assert!(s.can_be_committed_async());
-        s.branches
-            .push(branch(BranchType::AT, BranchStatus::Registered));
-        s.branches
-            .push(branch(BranchType::TCC, BranchStatus::PhaseOne_Failed));
+        s.branches.push(branch(BranchType::AT, BranchStatus::Registered));
+        s.branches.push(branch(BranchType::TCC, BranchStatus::PhaseOne_Failed));
         assert!(s.can_be_committed_async());
-        s.branches
-            .push(branch(BranchType::TCC, BranchStatus::Registered));
+        s.branches.push(branch(BranchType::TCC, BranchStatus::Registered));
         assert!(!s.can_be_committed_async());
     }
 
@@ -174,8 +160,7 @@ mod tests {
         assert!(session("$Saga_order").is_saga());
         assert!(!session("order").is_saga());
         let mut s = session("order");
-        s.branches
-            .push(branch(BranchType::SAGA, BranchStatus::Registered));
+        s.branches.push(branch(BranchType::SAGA, BranchStatus::Registered));
         assert!(s.is_saga());
     }
 

@@ -39,9 +39,7 @@ pub async fn run_all(store: &dyn SessionStore) {
 pub fn new_xid(label: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() % 1_000_000_000_000);
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() % 1_000_000_000_000);
     format!("10.0.0.1:8091:{run}{n:06}-{label}")
 }
 
@@ -49,9 +47,7 @@ pub fn new_xid(label: &str) -> String {
 pub fn new_branch_id() -> i64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() % 1_000_000_000);
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() % 1_000_000_000);
     i64::try_from(run * 1_000_000 + u128::from(n % 1_000_000)).unwrap_or(i64::MAX)
 }
 
@@ -113,14 +109,7 @@ pub async fn insert_and_load(store: &dyn SessionStore) {
     tcc.resource_group_id = Some("group-a".to_owned());
     tcc.application_data = Some("{\"actionContext\":{\"a\":1}}".to_owned());
     let at = sample_branch(&xid, new_branch_id());
-    apply_ok(
-        store,
-        vec![
-            StoreOp::InsertGlobal(global.clone()),
-            StoreOp::InsertBranch(at.clone()),
-        ],
-    )
-    .await;
+    apply_ok(store, vec![StoreOp::InsertGlobal(global.clone()), StoreOp::InsertBranch(at.clone())]).await;
     apply_ok(store, vec![StoreOp::InsertBranch(tcc.clone())]).await;
     let loaded = load_some(store, &xid).await;
     assert_eq!(loaded.global, global);
@@ -138,21 +127,9 @@ pub async fn registration_order_is_kept(store: &dyn SessionStore) {
         apply_ok(store, vec![StoreOp::InsertBranch(sample_branch(&xid, id))]).await;
     }
     // Removing and adding again puts a branch last.
-    apply_ok(
-        store,
-        vec![StoreOp::RemoveBranch {
-            xid: xid.clone(),
-            branch_id: a,
-        }],
-    )
-    .await;
+    apply_ok(store, vec![StoreOp::RemoveBranch { xid: xid.clone(), branch_id: a }]).await;
     apply_ok(store, vec![StoreOp::InsertBranch(sample_branch(&xid, a))]).await;
-    let loaded: Vec<i64> = load_some(store, &xid)
-        .await
-        .branches
-        .iter()
-        .map(|b| b.branch_id)
-        .collect();
+    let loaded: Vec<i64> = load_some(store, &xid).await.branches.iter().map(|b| b.branch_id).collect();
     assert_eq!(loaded, vec![c, d, b, a]);
 }
 
@@ -205,14 +182,7 @@ pub async fn compare_and_set_succeeds(store: &dyn SessionStore) {
 pub async fn compare_and_set_conflict_changes_nothing(store: &dyn SessionStore) {
     let xid = new_xid("conflict");
     let branch = sample_branch(&xid, new_branch_id());
-    apply_ok(
-        store,
-        vec![
-            StoreOp::InsertGlobal(sample_global(&xid)),
-            StoreOp::InsertBranch(branch.clone()),
-        ],
-    )
-    .await;
+    apply_ok(store, vec![StoreOp::InsertGlobal(sample_global(&xid)), StoreOp::InsertBranch(branch.clone())]).await;
     let result = store
         .apply(vec![
             StoreOp::UpdateBranch {
@@ -229,11 +199,7 @@ pub async fn compare_and_set_conflict_changes_nothing(store: &dyn SessionStore) 
         ])
         .await;
     match result {
-        Err(StoreError::Conflict {
-            xid: x,
-            expected,
-            actual,
-        }) => {
+        Err(StoreError::Conflict { xid: x, expected, actual }) => {
             assert_eq!(x, xid);
             assert_eq!(expected, GlobalStatus::Rollbacking);
             assert_eq!(actual, GlobalStatus::Begin);
@@ -259,10 +225,7 @@ pub async fn update_without_expected_status(store: &dyn SessionStore) {
         }],
     )
     .await;
-    assert_eq!(
-        status_of(store, &xid).await,
-        GlobalStatus::TimeoutRollbacking
-    );
+    assert_eq!(status_of(store, &xid).await, GlobalStatus::TimeoutRollbacking);
     for expected in [None, Some(GlobalStatus::Begin)] {
         let missing = new_xid("missing");
         let result = store
@@ -295,13 +258,7 @@ pub async fn request_is_all_or_nothing(store: &dyn SessionStore) {
         ])
         .await;
     assert!(
-        matches!(
-            result,
-            Err(StoreError::NotFound {
-                branch_id: Some(_),
-                ..
-            })
-        ),
+        matches!(result, Err(StoreError::NotFound { branch_id: Some(_), .. })),
         "expected NotFound for the branch, got {result:?}"
     );
     assert_eq!(store.load(&xid).await.ok(), Some(None));
@@ -325,10 +282,7 @@ pub async fn failed_request_does_not_affect_concurrent_ones(store: &dyn SessionS
         ])
     });
     let (bad, good) = futures::join!(bad, futures::future::join_all(good));
-    assert!(
-        matches!(bad, Err(StoreError::Conflict { .. })),
-        "expected Conflict, got {bad:?}"
-    );
+    assert!(matches!(bad, Err(StoreError::Conflict { .. })), "expected Conflict, got {bad:?}");
     for (xid, result) in others.iter().zip(good) {
         assert!(result.is_ok(), "{xid}: {result:?}");
         assert_eq!(load_some(store, xid).await.branches.len(), 1);
@@ -342,14 +296,7 @@ pub async fn update_branch_keeps_or_replaces_application_data(store: &dyn Sessio
     let xid = new_xid("branchdata");
     let mut branch = sample_branch(&xid, new_branch_id());
     branch.application_data = Some("first".to_owned());
-    apply_ok(
-        store,
-        vec![
-            StoreOp::InsertGlobal(sample_global(&xid)),
-            StoreOp::InsertBranch(branch.clone()),
-        ],
-    )
-    .await;
+    apply_ok(store, vec![StoreOp::InsertGlobal(sample_global(&xid)), StoreOp::InsertBranch(branch.clone())]).await;
     let update = |status, application_data| StoreOp::UpdateBranch {
         xid: xid.clone(),
         branch_id: branch.branch_id,
@@ -377,13 +324,7 @@ pub async fn update_branch_keeps_or_replaces_application_data(store: &dyn Sessio
         }])
         .await;
     assert!(
-        matches!(
-            wrong_xid,
-            Err(StoreError::NotFound {
-                branch_id: Some(_),
-                ..
-            })
-        ),
+        matches!(wrong_xid, Err(StoreError::NotFound { branch_id: Some(_), .. })),
         "a branch is addressed by xid and branch id, got {wrong_xid:?}"
     );
 }
@@ -403,14 +344,7 @@ pub async fn remove_branch(store: &dyn SessionStore) {
     )
     .await;
     for _ in 0..2 {
-        apply_ok(
-            store,
-            vec![StoreOp::RemoveBranch {
-                xid: xid.clone(),
-                branch_id: first.branch_id,
-            }],
-        )
-        .await;
+        apply_ok(store, vec![StoreOp::RemoveBranch { xid: xid.clone(), branch_id: first.branch_id }]).await;
     }
     assert_eq!(load_some(store, &xid).await.branches, vec![second]);
 }
@@ -419,9 +353,7 @@ pub async fn remove_branch(store: &dyn SessionStore) {
 /// the xid can be used again afterwards without old branches showing up.
 pub async fn remove_global_removes_its_branches(store: &dyn SessionStore) {
     let xid = new_xid("rmglobal");
-    let branches: Vec<_> = (0..3)
-        .map(|_| sample_branch(&xid, new_branch_id()))
-        .collect();
+    let branches: Vec<_> = (0..3).map(|_| sample_branch(&xid, new_branch_id())).collect();
     let mut ops = vec![StoreOp::InsertGlobal(sample_global(&xid))];
     ops.extend(branches.iter().cloned().map(StoreOp::InsertBranch));
     apply_ok(store, ops).await;
@@ -441,41 +373,21 @@ pub async fn duplicates_and_orphans_are_refused(store: &dyn SessionStore) {
     let xid = new_xid("dup");
     let global = sample_global(&xid);
     let branch = sample_branch(&xid, new_branch_id());
-    apply_ok(
-        store,
-        vec![
-            StoreOp::InsertGlobal(global.clone()),
-            StoreOp::InsertBranch(branch.clone()),
-        ],
-    )
-    .await;
+    apply_ok(store, vec![StoreOp::InsertGlobal(global.clone()), StoreOp::InsertBranch(branch.clone())]).await;
     let mut changed = global.clone();
     changed.status = GlobalStatus::Committed;
     let result = store.apply(vec![StoreOp::InsertGlobal(changed)]).await;
     assert!(
-        matches!(
-            &result,
-            Err(StoreError::Duplicate {
-                branch_id: None,
-                ..
-            })
-        ),
+        matches!(&result, Err(StoreError::Duplicate { branch_id: None, .. })),
         "expected Duplicate, got {result:?}"
     );
-    let result = store
-        .apply(vec![StoreOp::InsertBranch(branch.clone())])
-        .await;
+    let result = store.apply(vec![StoreOp::InsertBranch(branch.clone())]).await;
     assert!(
         matches!(&result, Err(StoreError::Duplicate { branch_id: Some(id), .. }) if *id == branch.branch_id),
         "expected Duplicate branch, got {result:?}"
     );
     let orphan = new_xid("orphan");
-    let result = store
-        .apply(vec![StoreOp::InsertBranch(sample_branch(
-            &orphan,
-            new_branch_id(),
-        ))])
-        .await;
+    let result = store.apply(vec![StoreOp::InsertBranch(sample_branch(&orphan, new_branch_id()))]).await;
     assert!(
         matches!(&result, Err(StoreError::NotFound { branch_id: None, xid }) if *xid == orphan),
         "expected NotFound for the global, got {result:?}"
@@ -489,13 +401,8 @@ pub async fn duplicates_and_orphans_are_refused(store: &dyn SessionStore) {
 /// An xid longer than Seata's 128-byte column is refused with `TooLarge` and not stored.
 pub async fn oversized_fields_are_refused(store: &dyn SessionStore) {
     let long = format!("{}-{}", new_xid("long"), "x".repeat(128));
-    let result = store
-        .apply(vec![StoreOp::InsertGlobal(sample_global(&long))])
-        .await;
-    assert!(
-        matches!(result, Err(StoreError::TooLarge { field: "xid", .. })),
-        "expected TooLarge, got {result:?}"
-    );
+    let result = store.apply(vec![StoreOp::InsertGlobal(sample_global(&long))]).await;
+    assert!(matches!(result, Err(StoreError::TooLarge { field: "xid", .. })), "expected TooLarge, got {result:?}");
     assert_eq!(store.load(&long).await.ok(), Some(None));
 }
 
@@ -506,9 +413,7 @@ pub async fn load_all_returns_everything_in_begin_order(store: &dyn SessionStore
     for (i, xid) in xids.iter().enumerate() {
         let mut global = sample_global(xid);
         global.status = GlobalStatus::ALL[i + 1];
-        let branches: Vec<_> = (0..i)
-            .map(|_| sample_branch(xid, new_branch_id()))
-            .collect();
+        let branches: Vec<_> = (0..i).map(|_| sample_branch(xid, new_branch_id())).collect();
         let mut ops = vec![StoreOp::InsertGlobal(global.clone())];
         ops.extend(branches.iter().cloned().map(StoreOp::InsertBranch));
         apply_ok(store, ops).await;
@@ -518,10 +423,7 @@ pub async fn load_all_returns_everything_in_begin_order(store: &dyn SessionStore
         Ok(all) => all,
         Err(e) => panic!("load_all failed: {e}"),
     };
-    let ours: Vec<StoredSession> = all
-        .into_iter()
-        .filter(|s| xids.contains(&s.global.xid))
-        .collect();
+    let ours: Vec<StoredSession> = all.into_iter().filter(|s| xids.contains(&s.global.xid)).collect();
     assert_eq!(ours, expected);
 }
 
@@ -544,28 +446,14 @@ pub async fn close_refuses_later_calls(store: &dyn SessionStore) {
         panic!("close failed: {e}");
     }
     let xid = new_xid("closed");
-    let result = store
-        .apply(vec![StoreOp::InsertGlobal(sample_global(&xid))])
-        .await;
-    assert!(
-        matches!(result, Err(StoreError::Closed)),
-        "apply: {result:?}"
-    );
+    let result = store.apply(vec![StoreOp::InsertGlobal(sample_global(&xid))]).await;
+    assert!(matches!(result, Err(StoreError::Closed)), "apply: {result:?}");
     let result = store.apply(Vec::new()).await;
-    assert!(
-        matches!(result, Err(StoreError::Closed)),
-        "empty apply: {result:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Closed)), "empty apply: {result:?}");
     let result = store.load(&xid).await;
-    assert!(
-        matches!(result, Err(StoreError::Closed)),
-        "load: {result:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Closed)), "load: {result:?}");
     let result = store.load_all().await;
-    assert!(
-        matches!(result, Err(StoreError::Closed)),
-        "load_all: {result:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Closed)), "load_all: {result:?}");
     let result = store.close().await;
     assert!(result.is_ok(), "second close: {result:?}");
 }

@@ -24,16 +24,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteLockingMode, SqlitePool,
-    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::group_commit::{BatchExecutor, BatchResult, GroupCommit, GroupCommitOptions};
-use super::{
-    BranchRecord, GlobalRecord, SessionStore, StoreError, StoreLimits, StoreOp, StoredSession,
-    WriteStats,
-};
+use super::{BranchRecord, GlobalRecord, SessionStore, StoreError, StoreLimits, StoreOp, StoredSession, WriteStats};
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -129,15 +126,13 @@ impl FileStore {
 
     /// Opens (creating if needed) the store in `dir`, creating the directory too.
     pub async fn open(dir: &Path, options: FileStoreOptions) -> Result<Self, StoreError> {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| {
-            StoreError::unavailable("creating the store directory", sqlx::Error::Io(e))
-        })?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| StoreError::unavailable("creating the store directory", sqlx::Error::Io(e)))?;
         let owner = lock_dir(&dir.join(Self::LOCK_FILE_NAME), options.busy_timeout).await?;
         let path = dir.join(Self::DB_FILE_NAME);
-        let base = SqliteConnectOptions::new()
-            .filename(&path)
-            .busy_timeout(options.busy_timeout)
-            .disable_statement_logging();
+        let base =
+            SqliteConnectOptions::new().filename(&path).busy_timeout(options.busy_timeout).disable_statement_logging();
 
         let conn = match open_writer(&base, options.max_size_bytes).await {
             Ok(conn) => conn,
@@ -153,13 +148,7 @@ impl FileStore {
 
         let writer = GroupCommit::spawn(SqliteExecutor { conn: Some(conn) }, options.group_commit);
         tracing::info!(path = %path.display(), "session store opened");
-        Ok(FileStore {
-            path,
-            writer,
-            readers,
-            limits: options.limits,
-            owner: tokio::sync::Mutex::new(Some(owner)),
-        })
+        Ok(FileStore { path, writer, readers, limits: options.limits, owner: tokio::sync::Mutex::new(Some(owner)) })
     }
 
     /// Path of the database file.
@@ -198,20 +187,14 @@ async fn lock_dir(path: &Path, wait: Duration) -> Result<SqliteConnection, Store
         Ok(_) => Ok(conn),
         Err(e) => {
             let _ = conn.close().await;
-            Err(StoreError::unavailable(
-                "locking the store directory (is another server using it?)",
-                e,
-            ))
+            Err(StoreError::unavailable("locking the store directory (is another server using it?)", e))
         }
     }
 }
 
 /// Opens the write connection (creating the file), with the durability settings, the schema
 /// checked or created and the size cap applied.
-async fn open_writer(
-    base: &SqliteConnectOptions,
-    max_size: Option<u64>,
-) -> Result<SqliteConnection, StoreError> {
+async fn open_writer(base: &SqliteConnectOptions, max_size: Option<u64>) -> Result<SqliteConnection, StoreError> {
     let mut conn = base
         .clone()
         .create_if_missing(true)
@@ -247,10 +230,7 @@ async fn prepare(conn: &mut SqliteConnection, max_size: Option<u64>) -> Result<(
     match version {
         0 => {
             let mut tx = conn.begin().await.map_err(fail("creating the schema"))?;
-            sqlx::raw_sql(SCHEMA)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail("creating the schema"))?;
+            sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(fail("creating the schema"))?;
             sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .execute(&mut *tx)
                 .await
@@ -261,9 +241,7 @@ async fn prepare(conn: &mut SqliteConnection, max_size: Option<u64>) -> Result<(
         other => {
             return Err(StoreError::Corrupt {
                 location: "the database header".to_owned(),
-                reason: format!(
-                    "schema version {other}; this server knows version {SCHEMA_VERSION}"
-                ),
+                reason: format!("schema version {other}; this server knows version {SCHEMA_VERSION}"),
             });
         }
     }
@@ -294,29 +272,18 @@ impl SessionStore for FileStore {
     }
 
     async fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {
-        let mut tx = self
-            .readers
-            .begin()
+        let mut tx = self.readers.begin().await.map_err(|e| read_error("starting a read", e))?;
+        let globals = sqlx::query(&format!("SELECT {GLOBAL_COLUMNS} FROM global_table ORDER BY seq"))
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| read_error("starting a read", e))?;
-        let globals = sqlx::query(&format!(
-            "SELECT {GLOBAL_COLUMNS} FROM global_table ORDER BY seq"
-        ))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| read_error("reading global sessions", e))?;
-        let branches = sqlx::query(&format!(
-            "SELECT {BRANCH_COLUMNS} FROM branch_table ORDER BY seq"
-        ))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| read_error("reading branch sessions", e))?;
-        tx.commit()
+            .map_err(|e| read_error("reading global sessions", e))?;
+        let branches = sqlx::query(&format!("SELECT {BRANCH_COLUMNS} FROM branch_table ORDER BY seq"))
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| read_error("ending a read", e))?;
+            .map_err(|e| read_error("reading branch sessions", e))?;
+        tx.commit().await.map_err(|e| read_error("ending a read", e))?;
 
-        let mut by_xid: std::collections::HashMap<String, Vec<BranchRecord>> =
-            std::collections::HashMap::new();
+        let mut by_xid: std::collections::HashMap<String, Vec<BranchRecord>> = std::collections::HashMap::new();
         for row in &branches {
             let branch = decode_branch(row)?;
             by_xid.entry(branch.xid.clone()).or_default().push(branch);
@@ -328,46 +295,30 @@ impl SessionStore for FileStore {
             sessions.push(StoredSession { global, branches });
         }
         if !by_xid.is_empty() {
-            tracing::warn!(
-                globals = by_xid.len(),
-                "branch rows without a global row ignored"
-            );
+            tracing::warn!(globals = by_xid.len(), "branch rows without a global row ignored");
         }
         Ok(sessions)
     }
 
     async fn load(&self, xid: &str) -> Result<Option<StoredSession>, StoreError> {
-        let mut tx = self
-            .readers
-            .begin()
+        let mut tx = self.readers.begin().await.map_err(|e| read_error("starting a read", e))?;
+        let global = sqlx::query(&format!("SELECT {GLOBAL_COLUMNS} FROM global_table WHERE xid = ?"))
+            .bind(xid)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| read_error("starting a read", e))?;
-        let global = sqlx::query(&format!(
-            "SELECT {GLOBAL_COLUMNS} FROM global_table WHERE xid = ?"
-        ))
-        .bind(xid)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| read_error("reading a global session", e))?;
+            .map_err(|e| read_error("reading a global session", e))?;
         let Some(global) = global else {
             return Ok(None);
         };
-        let branches = sqlx::query(&format!(
-            "SELECT {BRANCH_COLUMNS} FROM branch_table WHERE xid = ? ORDER BY seq"
-        ))
-        .bind(xid)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| read_error("reading branch sessions", e))?;
-        tx.commit()
+        let branches = sqlx::query(&format!("SELECT {BRANCH_COLUMNS} FROM branch_table WHERE xid = ? ORDER BY seq"))
+            .bind(xid)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| read_error("ending a read", e))?;
+            .map_err(|e| read_error("reading branch sessions", e))?;
+        tx.commit().await.map_err(|e| read_error("ending a read", e))?;
         Ok(Some(StoredSession {
             global: decode_global(&global)?,
-            branches: branches
-                .iter()
-                .map(decode_branch)
-                .collect::<Result<_, _>>()?,
+            branches: branches.iter().map(decode_branch).collect::<Result<_, _>>()?,
         }))
     }
 
@@ -411,10 +362,7 @@ impl BatchExecutor for SqliteExecutor {
                     for (slot, result) in settled.iter_mut().filter(|s| s.is_none()).zip(results) {
                         *slot = Some(result);
                     }
-                    return Ok(settled
-                        .into_iter()
-                        .map(|r| r.unwrap_or(Err(StoreError::WriterStopped)))
-                        .collect());
+                    return Ok(settled.into_iter().map(|r| r.unwrap_or(Err(StoreError::WriterStopped))).collect());
                 }
                 Attempt::Aborted { request, error } => {
                     // That request took the whole transaction down (SQLite rolls back the
@@ -433,10 +381,7 @@ impl BatchExecutor for SqliteExecutor {
 
     async fn close(&mut self) -> Result<(), StoreError> {
         match self.conn.take() {
-            Some(conn) => conn
-                .close()
-                .await
-                .map_err(|e| StoreError::unavailable("closing the database", e)),
+            Some(conn) => conn.close().await.map_err(|e| StoreError::unavailable("closing the database", e)),
             None => Ok(()),
         }
     }
@@ -474,10 +419,7 @@ async fn attempt(
             Ok(Ok(result)) => results.push(result),
             Ok(Err(error)) => {
                 rollback(conn).await;
-                return Ok(Attempt::Aborted {
-                    request: index,
-                    error,
-                });
+                return Ok(Attempt::Aborted { request: index, error });
             }
             Err(e) => {
                 rollback(conn).await;
@@ -555,17 +497,10 @@ async fn apply_op(conn: &mut SqliteConnection, op: &StoreOp, now: i64) -> Result
             .await
             .map_err(write("inserting a global session"))?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Duplicate {
-                    xid: g.xid.clone(),
-                    branch_id: None,
-                });
+                return Err(StoreError::Duplicate { xid: g.xid.clone(), branch_id: None });
             }
         }
-        StoreOp::UpdateGlobalStatus {
-            xid,
-            expected,
-            status,
-        } => {
+        StoreOp::UpdateGlobalStatus { xid, expected, status } => {
             let done = match expected {
                 Some(expected) => sqlx::query(
                     "UPDATE global_table SET status = ?, gmt_modified = ? \
@@ -575,12 +510,10 @@ async fn apply_op(conn: &mut SqliteConnection, op: &StoreOp, now: i64) -> Result
                 .bind(now)
                 .bind(xid)
                 .bind(i64::from(expected.code())),
-                None => sqlx::query(
-                    "UPDATE global_table SET status = ?, gmt_modified = ? WHERE xid = ?",
-                )
-                .bind(i64::from(status.code()))
-                .bind(now)
-                .bind(xid),
+                None => sqlx::query("UPDATE global_table SET status = ?, gmt_modified = ? WHERE xid = ?")
+                    .bind(i64::from(status.code()))
+                    .bind(now)
+                    .bind(xid),
             }
             .execute(&mut *conn)
             .await
@@ -629,30 +562,18 @@ async fn apply_op(conn: &mut SqliteConnection, op: &StoreOp, now: i64) -> Result
             .await
             .map_err(write("inserting a branch session"))?;
             if done.rows_affected() == 0 {
-                let global: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM global_table WHERE xid = ?")
-                        .bind(&b.xid)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(write("reading a global session"))?;
+                let global: Option<i64> = sqlx::query_scalar("SELECT 1 FROM global_table WHERE xid = ?")
+                    .bind(&b.xid)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(write("reading a global session"))?;
                 return Err(match global {
-                    None => StoreError::NotFound {
-                        xid: b.xid.clone(),
-                        branch_id: None,
-                    },
-                    Some(_) => StoreError::Duplicate {
-                        xid: b.xid.clone(),
-                        branch_id: Some(b.branch_id),
-                    },
+                    None => StoreError::NotFound { xid: b.xid.clone(), branch_id: None },
+                    Some(_) => StoreError::Duplicate { xid: b.xid.clone(), branch_id: Some(b.branch_id) },
                 });
             }
         }
-        StoreOp::UpdateBranch {
-            xid,
-            branch_id,
-            status,
-            application_data,
-        } => {
+        StoreOp::UpdateBranch { xid, branch_id, status, application_data } => {
             let done = sqlx::query(
                 "UPDATE branch_table SET status = ?, \
                  application_data = COALESCE(?, application_data), gmt_modified = ? \
@@ -667,10 +588,7 @@ async fn apply_op(conn: &mut SqliteConnection, op: &StoreOp, now: i64) -> Result
             .await
             .map_err(write("updating a branch session"))?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    xid: xid.clone(),
-                    branch_id: Some(*branch_id),
-                });
+                return Err(StoreError::NotFound { xid: xid.clone(), branch_id: Some(*branch_id) });
             }
         }
         StoreOp::RemoveBranch { xid, branch_id } => {
@@ -687,46 +605,23 @@ async fn apply_op(conn: &mut SqliteConnection, op: &StoreOp, now: i64) -> Result
 
 /// Why an update of a global status touched no row: the xid is absent, or (compare-and-set)
 /// another status is stored.
-async fn global_miss(
-    conn: &mut SqliteConnection,
-    xid: &str,
-    expected: Option<GlobalStatus>,
-) -> StoreError {
+async fn global_miss(conn: &mut SqliteConnection, xid: &str, expected: Option<GlobalStatus>) -> StoreError {
     let stored: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT status FROM global_table WHERE xid = ?")
-            .bind(xid)
-            .fetch_optional(&mut *conn)
-            .await;
+        sqlx::query_scalar("SELECT status FROM global_table WHERE xid = ?").bind(xid).fetch_optional(&mut *conn).await;
     match (stored, expected) {
         (Err(e), _) => StoreError::unavailable("reading a global status", e),
-        (Ok(None), _) | (Ok(Some(_)), None) => StoreError::NotFound {
-            xid: xid.to_owned(),
-            branch_id: None,
+        (Ok(None), _) | (Ok(Some(_)), None) => StoreError::NotFound { xid: xid.to_owned(), branch_id: None },
+        (Ok(Some(code)), Some(expected)) => match decode_code(code).and_then(|c| GlobalStatus::try_from(c).ok()) {
+            Some(actual) => StoreError::Conflict { xid: xid.to_owned(), expected, actual },
+            None => corrupt_global(xid, format!("unknown global status {code}")),
         },
-        (Ok(Some(code)), Some(expected)) => {
-            match decode_code(code).and_then(|c| GlobalStatus::try_from(c).ok()) {
-                Some(actual) => StoreError::Conflict {
-                    xid: xid.to_owned(),
-                    expected,
-                    actual,
-                },
-                None => corrupt_global(xid, format!("unknown global status {code}")),
-            }
-        }
     }
 }
 
-async fn exec(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    context: &'static str,
-) -> Result<(), StoreError> {
+async fn exec(conn: &mut SqliteConnection, sql: &'static str, context: &'static str) -> Result<(), StoreError> {
     // `Executor::execute` returns a boxed future; `raw_sql(..).execute(..)` would make the
     // callers' futures fail the `Send` check (rust-lang/rust#102211).
-    sqlx::Executor::execute(conn, sql)
-        .await
-        .map(drop)
-        .map_err(|e| StoreError::unavailable(context, e))
+    sqlx::Executor::execute(conn, sql).await.map(drop).map_err(|e| StoreError::unavailable(context, e))
 }
 
 /// Ends a failed transaction. Errors are only logged: SQLite may already have rolled it back.
@@ -737,9 +632,7 @@ async fn rollback(conn: &mut SqliteConnection) {
 }
 
 fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn decode_code(code: i64) -> Option<u8> {
@@ -747,25 +640,21 @@ fn decode_code(code: i64) -> Option<u8> {
 }
 
 fn corrupt_global(xid: &str, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        location: format!("global_table xid={xid}"),
-        reason,
-    }
+    StoreError::Corrupt { location: format!("global_table xid={xid}"), reason }
 }
 
 fn decode_global(row: &SqliteRow) -> Result<GlobalRecord, StoreError> {
-    let xid: String = row.try_get("xid").map_err(|e| StoreError::Corrupt {
-        location: "global_table".to_owned(),
-        reason: e.to_string(),
-    })?;
+    let xid: String = row
+        .try_get("xid")
+        .map_err(|e| StoreError::Corrupt { location: "global_table".to_owned(), reason: e.to_string() })?;
     let bad = |e: sqlx::Error| corrupt_global(&xid, e.to_string());
     let code: i64 = row.try_get("status").map_err(bad)?;
     let status = decode_code(code)
         .and_then(|c| GlobalStatus::try_from(c).ok())
         .ok_or_else(|| corrupt_global(&xid, format!("unknown global status {code}")))?;
     let timeout: i64 = row.try_get("timeout").map_err(bad)?;
-    let timeout_ms = i32::try_from(timeout)
-        .map_err(|_| corrupt_global(&xid, format!("timeout {timeout} out of range")))?;
+    let timeout_ms =
+        i32::try_from(timeout).map_err(|_| corrupt_global(&xid, format!("timeout {timeout} out of range")))?;
     Ok(GlobalRecord {
         transaction_id: row.try_get("transaction_id").map_err(bad)?,
         status,
@@ -780,22 +669,19 @@ fn decode_global(row: &SqliteRow) -> Result<GlobalRecord, StoreError> {
 }
 
 fn decode_branch(row: &SqliteRow) -> Result<BranchRecord, StoreError> {
-    let branch_id: i64 = row.try_get("branch_id").map_err(|e| StoreError::Corrupt {
-        location: "branch_table".to_owned(),
-        reason: e.to_string(),
-    })?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        location: format!("branch_table branch_id={branch_id}"),
-        reason,
-    };
+    let branch_id: i64 = row
+        .try_get("branch_id")
+        .map_err(|e| StoreError::Corrupt { location: "branch_table".to_owned(), reason: e.to_string() })?;
+    let corrupt =
+        |reason: String| StoreError::Corrupt { location: format!("branch_table branch_id={branch_id}"), reason };
     let bad = |e: sqlx::Error| corrupt(e.to_string());
     let code: i64 = row.try_get("status").map_err(bad)?;
     let status = decode_code(code)
         .and_then(|c| BranchStatus::try_from(c).ok())
         .ok_or_else(|| corrupt(format!("unknown branch status {code}")))?;
     let type_name: String = row.try_get("branch_type").map_err(bad)?;
-    let branch_type = BranchType::from_name(&type_name)
-        .ok_or_else(|| corrupt(format!("unknown branch type {type_name:?}")))?;
+    let branch_type =
+        BranchType::from_name(&type_name).ok_or_else(|| corrupt(format!("unknown branch type {type_name:?}")))?;
     Ok(BranchRecord {
         branch_id,
         xid: row.try_get("xid").map_err(bad)?,
@@ -827,11 +713,7 @@ mod tests {
     }
 
     fn set_status(xid: &str, expected: GlobalStatus, status: GlobalStatus) -> Vec<StoreOp> {
-        vec![StoreOp::UpdateGlobalStatus {
-            xid: xid.to_owned(),
-            expected: Some(expected),
-            status,
-        }]
+        vec![StoreOp::UpdateGlobalStatus { xid: xid.to_owned(), expected: Some(expected), status }]
     }
 
     #[tokio::test]
@@ -839,10 +721,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut exec = executor(dir.path(), None).await;
         let [a, b, c] = [new_xid("a"), new_xid("b"), new_xid("c")];
-        let inserts: Vec<_> = [&a, &b, &c]
-            .iter()
-            .map(|x| vec![StoreOp::InsertGlobal(sample_global(x))])
-            .collect();
+        let inserts: Vec<_> = [&a, &b, &c].iter().map(|x| vec![StoreOp::InsertGlobal(sample_global(x))]).collect();
         assert!(run(&mut exec, &inserts).await.iter().all(Result::is_ok));
 
         let orphan = new_xid("orphan");
@@ -857,22 +736,13 @@ mod tests {
                     status: GlobalStatus::Rollbacked,
                 },
             ],
-            vec![StoreOp::InsertBranch(sample_branch(
-                &orphan,
-                new_branch_id(),
-            ))],
+            vec![StoreOp::InsertBranch(sample_branch(&orphan, new_branch_id()))],
             set_status(&c, GlobalStatus::Begin, GlobalStatus::Rollbacking),
         ];
         let results = run(&mut exec, &batch).await;
         assert!(results[0].is_ok(), "{results:?}");
-        assert!(
-            matches!(results[1], Err(StoreError::Conflict { .. })),
-            "{results:?}"
-        );
-        assert!(
-            matches!(results[2], Err(StoreError::NotFound { .. })),
-            "{results:?}"
-        );
+        assert!(matches!(results[1], Err(StoreError::Conflict { .. })), "{results:?}");
+        assert!(matches!(results[2], Err(StoreError::NotFound { .. })), "{results:?}");
         assert!(results[3].is_ok(), "{results:?}");
 
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM branch_table")
@@ -893,10 +763,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut exec = executor(dir.path(), Some(256 * 1024)).await;
         let small: Vec<String> = (0..4).map(|i| new_xid(&format!("s{i}"))).collect();
-        let inserts: Vec<_> = small
-            .iter()
-            .map(|x| vec![StoreOp::InsertGlobal(sample_global(x))])
-            .collect();
+        let inserts: Vec<_> = small.iter().map(|x| vec![StoreOp::InsertGlobal(sample_global(x))]).collect();
         assert!(run(&mut exec, &inserts).await.iter().all(Result::is_ok));
         let big = |label: &str| {
             let mut global = sample_global(&new_xid(label));
@@ -911,36 +778,22 @@ mod tests {
             set_status(&small[0], GlobalStatus::Begin, GlobalStatus::Committing),
             big("big1"),
             set_status(&small[1], GlobalStatus::Begin, GlobalStatus::Committing),
-            set_status(
-                &small[2],
-                GlobalStatus::Rollbacking,
-                GlobalStatus::Committing,
-            ),
+            set_status(&small[2], GlobalStatus::Rollbacking, GlobalStatus::Committing),
             big("big2"),
             set_status(&small[3], GlobalStatus::Begin, GlobalStatus::Committing),
         ];
         let results = run(&mut exec, &batch).await;
         assert!(results[0].is_ok(), "{results:?}");
-        assert!(
-            matches!(results[1], Err(StoreError::Unavailable { .. })),
-            "{results:?}"
-        );
+        assert!(matches!(results[1], Err(StoreError::Unavailable { .. })), "{results:?}");
         assert!(results[2].is_ok(), "{results:?}");
-        assert!(
-            matches!(results[3], Err(StoreError::Conflict { .. })),
-            "{results:?}"
-        );
-        assert!(
-            matches!(results[4], Err(StoreError::Unavailable { .. })),
-            "{results:?}"
-        );
+        assert!(matches!(results[3], Err(StoreError::Conflict { .. })), "{results:?}");
+        assert!(matches!(results[4], Err(StoreError::Unavailable { .. })), "{results:?}");
         assert!(results[5].is_ok(), "{results:?}");
 
-        let committing: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM global_table WHERE status = 2")
-                .fetch_one(exec.conn.as_mut().expect("open"))
-                .await
-                .expect("count");
+        let committing: i64 = sqlx::query_scalar("SELECT count(*) FROM global_table WHERE status = 2")
+            .fetch_one(exec.conn.as_mut().expect("open"))
+            .await
+            .expect("count");
         assert_eq!(committing, 3);
         exec.close().await.expect("close");
     }
@@ -957,10 +810,7 @@ mod tests {
         while run(&mut exec, &[big()]).await[0].is_ok() {}
         let batch: Vec<_> = (0..10).map(|_| big()).collect();
         let result = exec.execute(&batch).await;
-        assert!(
-            matches!(result, Err(StoreError::Unavailable { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(StoreError::Unavailable { .. })), "{result:?}");
         exec.close().await.expect("close");
     }
 }

@@ -56,10 +56,7 @@ pub struct GroupCommitOptions {
 
 impl Default for GroupCommitOptions {
     fn default() -> Self {
-        GroupCommitOptions {
-            queue_capacity: 4096,
-            max_batch: 256,
-        }
+        GroupCommitOptions { queue_capacity: 4096, max_batch: 256 }
     }
 }
 
@@ -135,18 +132,9 @@ impl GroupCommit {
     pub fn spawn<E: BatchExecutor>(executor: E, options: GroupCommitOptions) -> Self {
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let shared = Arc::new(Shared::default());
-        let writer = Writer {
-            executor,
-            rx,
-            shared: Arc::clone(&shared),
-            max_batch: options.max_batch.max(1),
-        };
+        let writer = Writer { executor, rx, shared: Arc::clone(&shared), max_batch: options.max_batch.max(1) };
         let task = tokio::spawn(writer.run().instrument(tracing::info_span!("store_writer")));
-        GroupCommit {
-            tx,
-            shared,
-            task: tokio::sync::Mutex::new(Some(task)),
-        }
+        GroupCommit { tx, shared, task: tokio::sync::Mutex::new(Some(task)) }
     }
 
     /// Hands `ops` to the writer and waits until they are committed (or failed).
@@ -174,16 +162,10 @@ impl GroupCommit {
         };
         // Refuse new submissions; a submission racing with this is answered `Closed` by the
         // writer, which drains its queue after the close command.
-        let _ =
-            self.shared
-                .state
-                .compare_exchange(OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.shared.state.compare_exchange(OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire);
         let (reply, answer) = oneshot::channel();
-        let result = if self.tx.send(Command::Close { reply }).await.is_ok() {
-            answer.await.unwrap_or(Ok(()))
-        } else {
-            Ok(())
-        };
+        let result =
+            if self.tx.send(Command::Close { reply }).await.is_ok() { answer.await.unwrap_or(Ok(())) } else { Ok(()) };
         if let Err(e) = handle.await {
             tracing::error!(error = %e, "store writer task failed");
         }
@@ -260,9 +242,7 @@ impl<E: BatchExecutor> Writer<E> {
     /// its contract; the writer must then stop.
     async fn run_batch(&mut self, ops: &mut Vec<Vec<StoreOp>>, replies: &mut Vec<Reply>) -> bool {
         let started = Instant::now();
-        let outcome = AssertUnwindSafe(self.executor.execute(ops))
-            .catch_unwind()
-            .await;
+        let outcome = AssertUnwindSafe(self.executor.execute(ops)).catch_unwind().await;
         let size = ops.len();
         ops.clear();
         match outcome {
@@ -297,11 +277,7 @@ impl<E: BatchExecutor> Writer<E> {
                     .copied()
                     .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
                     .unwrap_or("(no message)");
-                tracing::error!(
-                    requests = size,
-                    panic = message,
-                    "store executor panicked; the writer stops"
-                );
+                tracing::error!(requests = size, panic = message, "store executor panicked; the writer stops");
             }
         }
         self.shared.count_batch(size, true);
@@ -314,11 +290,7 @@ impl<E: BatchExecutor> Writer<E> {
     /// Marks the writer as ended and answers everything still queued with `error`; a pending
     /// close request is answered `Ok`.
     async fn stop(&mut self, error: StoreError, close: Option<Reply>) {
-        let state = if matches!(error, StoreError::WriterStopped) {
-            STOPPED
-        } else {
-            CLOSED
-        };
+        let state = if matches!(error, StoreError::WriterStopped) { STOPPED } else { CLOSED };
         self.shared.state.store(state, Ordering::Release);
         if let Some(reply) = close {
             let _ = reply.send(Ok(()));
@@ -350,9 +322,7 @@ mod tests {
     }
 
     fn op(xid: &str) -> Vec<StoreOp> {
-        vec![StoreOp::RemoveGlobal {
-            xid: xid.to_owned(),
-        }]
+        vec![StoreOp::RemoveGlobal { xid: xid.to_owned() }]
     }
 
     #[async_trait::async_trait]
@@ -368,18 +338,12 @@ mod tests {
                 panic!("executor bug");
             }
             if xids().any(|x| x == "down") {
-                return Err(StoreError::unavailable(
-                    "committing",
-                    sqlx::Error::PoolClosed,
-                ));
+                return Err(StoreError::unavailable("committing", sqlx::Error::PoolClosed));
             }
             Ok(batch
                 .iter()
                 .map(|r| match r.first().map(StoreOp::xid) {
-                    Some("bad") => Err(StoreError::NotFound {
-                        xid: "bad".into(),
-                        branch_id: None,
-                    }),
+                    Some("bad") => Err(StoreError::NotFound { xid: "bad".into(), branch_id: None }),
                     _ => Ok(()),
                 })
                 .collect())
@@ -391,23 +355,11 @@ mod tests {
         }
     }
 
-    fn spawn(
-        max_batch: usize,
-    ) -> (
-        Arc<GroupCommit>,
-        Arc<std::sync::Mutex<Vec<usize>>>,
-        Arc<AtomicUsize>,
-    ) {
+    fn spawn(max_batch: usize) -> (Arc<GroupCommit>, Arc<std::sync::Mutex<Vec<usize>>>, Arc<AtomicUsize>) {
         let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let closed = Arc::new(AtomicUsize::new(0));
-        let fake = Fake {
-            sizes: Arc::clone(&sizes),
-            closed: Arc::clone(&closed),
-        };
-        let options = GroupCommitOptions {
-            queue_capacity: 16,
-            max_batch,
-        };
+        let fake = Fake { sizes: Arc::clone(&sizes), closed: Arc::clone(&closed) };
+        let options = GroupCommitOptions { queue_capacity: 16, max_batch };
         (Arc::new(GroupCommit::spawn(fake, options)), sizes, closed)
     }
 
@@ -444,10 +396,7 @@ mod tests {
                 tokio::spawn(async move { gc.submit(op(&format!("g{i}"))).await })
             })
             .collect();
-        assert!(matches!(
-            bad.await.expect("task"),
-            Err(StoreError::NotFound { .. })
-        ));
+        assert!(matches!(bad.await.expect("task"), Err(StoreError::NotFound { .. })));
         for t in good {
             assert!(t.await.expect("task").is_ok());
         }
@@ -465,21 +414,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_executor_stops_the_writer_without_hanging_callers() {
         let (gc, _, closed) = spawn(64);
-        assert!(matches!(
-            gc.submit(op("panic")).await,
-            Err(StoreError::WriterStopped)
-        ));
-        assert!(matches!(
-            gc.submit(op("ok")).await,
-            Err(StoreError::WriterStopped)
-        ));
+        assert!(matches!(gc.submit(op("panic")).await, Err(StoreError::WriterStopped)));
+        assert!(matches!(gc.submit(op("ok")).await, Err(StoreError::WriterStopped)));
         assert!(matches!(gc.ensure_open(), Err(StoreError::WriterStopped)));
         assert!(gc.close().await.is_ok());
-        assert_eq!(
-            closed.load(Ordering::SeqCst),
-            0,
-            "a broken executor is not reused"
-        );
+        assert_eq!(closed.load(Ordering::SeqCst), 0, "a broken executor is not reused");
     }
 
     #[tokio::test]

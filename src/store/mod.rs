@@ -226,10 +226,7 @@ fn describe(xid: &str, branch_id: Option<i64>) -> String {
 impl StoreError {
     /// Wraps a database or I/O error as [`StoreError::Unavailable`].
     pub fn unavailable(context: &'static str, source: sqlx::Error) -> Self {
-        StoreError::Unavailable {
-            context,
-            source: Arc::new(source),
-        }
+        StoreError::Unavailable { context, source: Arc::new(source) }
     }
 
     /// Whether the error concerns only the caller's request (bad input or a lost race) rather
@@ -280,9 +277,7 @@ impl StoreLimits {
         let xid = |x: &str| bound("xid", x, self.max_xid_len);
         let text = |field, v: &str| bound(field, v, self.max_text_len);
         let data = |v: &Option<String>| {
-            v.as_deref().map_or(Ok(()), |v| {
-                bound("application_data", v, self.max_application_data_len)
-            })
+            v.as_deref().map_or(Ok(()), |v| bound("application_data", v, self.max_application_data_len))
         };
         match op {
             StoreOp::InsertGlobal(g) => {
@@ -300,15 +295,9 @@ impl StoreLimits {
                 text("resource_id", &b.resource_id)?;
                 text("client_id", &b.client_id)?;
                 data(&b.application_data)?;
-                b.lock_key
-                    .as_deref()
-                    .map_or(Ok(()), |k| bound("lock_key", k, self.max_lock_key_len))
+                b.lock_key.as_deref().map_or(Ok(()), |k| bound("lock_key", k, self.max_lock_key_len))
             }
-            StoreOp::UpdateBranch {
-                xid: x,
-                application_data,
-                ..
-            } => {
+            StoreOp::UpdateBranch { xid: x, application_data, .. } => {
                 xid(x)?;
                 data(application_data)
             }
@@ -321,11 +310,7 @@ impl StoreLimits {
 
 fn bound(field: &'static str, value: &str, max: usize) -> Result<(), StoreError> {
     if value.len() > max {
-        Err(StoreError::TooLarge {
-            field,
-            len: value.len(),
-            max,
-        })
+        Err(StoreError::TooLarge { field, len: value.len(), max })
     } else {
         Ok(())
     }
@@ -385,9 +370,7 @@ mod tests {
     #[test]
     fn limits_reject_long_xid_and_name_the_field() {
         let limits = StoreLimits::default();
-        let op = StoreOp::RemoveGlobal {
-            xid: "x".repeat(129),
-        };
+        let op = StoreOp::RemoveGlobal { xid: "x".repeat(129) };
         match limits.check(&[op]) {
             Err(StoreError::TooLarge { field, len, max }) => {
                 assert_eq!((field, len, max), ("xid", 129, 128));
@@ -398,11 +381,7 @@ mod tests {
 
     #[test]
     fn limits_reject_long_lock_key_and_application_data() {
-        let limits = StoreLimits {
-            max_lock_key_len: 8,
-            max_application_data_len: 4,
-            ..StoreLimits::default()
-        };
+        let limits = StoreLimits { max_lock_key_len: 8, max_application_data_len: 4, ..StoreLimits::default() };
         let branch = BranchRecord {
             branch_id: 1,
             xid: "x".to_owned(),
@@ -416,13 +395,7 @@ mod tests {
             lock_key: Some("t:1,2,3,4".to_owned()),
         };
         let err = limits.check(&[StoreOp::InsertBranch(branch)]);
-        assert!(matches!(
-            err,
-            Err(StoreError::TooLarge {
-                field: "lock_key",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(StoreError::TooLarge { field: "lock_key", .. })));
         let update = StoreOp::UpdateBranch {
             xid: "x".to_owned(),
             branch_id: 1,
@@ -430,22 +403,12 @@ mod tests {
             application_data: Some("12345".to_owned()),
         };
         let err = limits.check(&[update]);
-        assert!(matches!(
-            err,
-            Err(StoreError::TooLarge {
-                field: "application_data",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(StoreError::TooLarge { field: "application_data", .. })));
     }
 
     #[test]
     fn request_errors_are_told_apart_from_store_failures() {
-        assert!(StoreError::NotFound {
-            xid: "x".into(),
-            branch_id: None
-        }
-        .is_request_error());
+        assert!(StoreError::NotFound { xid: "x".into(), branch_id: None }.is_request_error());
         assert!(!StoreError::Closed.is_request_error());
         let e = StoreError::unavailable("committing", sqlx::Error::PoolClosed);
         assert!(!e.is_request_error());

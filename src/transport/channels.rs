@@ -44,19 +44,12 @@ pub struct Conn {
 impl Conn {
     /// A new, unregistered connection.
     pub fn new(id: u64, peer: SocketAddr, tx: mpsc::Sender<Frame>) -> Self {
-        Conn {
-            id,
-            peer,
-            tx,
-            reg: Mutex::new(Registration::default()),
-        }
+        Conn { id, peer, tx, reg: Mutex::new(Registration::default()) }
     }
 
     /// The registration (locked briefly; never hold it across an await).
     pub fn registration(&self) -> MutexGuard<'_, Registration> {
-        self.reg
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.reg.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// True once a RegisterTM or RegisterRM was accepted.
@@ -67,12 +60,7 @@ impl Conn {
 
     /// `applicationId:ip:port` (TC-BEHAVIOR §1).
     pub fn client_id(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.registration().application_id,
-            self.peer.ip(),
-            self.peer.port()
-        )
+        format!("{}:{}:{}", self.registration().application_id, self.peer.ip(), self.peer.port())
     }
 
     /// How to encode bodies for this peer.
@@ -81,10 +69,7 @@ impl Conn {
         if !(r.tm || r.rm) {
             return CodecContext::default();
         }
-        CodecContext {
-            code_table: CodeTable::for_version(&r.version),
-            go_short_msg: r.go,
-        }
+        CodecContext { code_table: CodeTable::for_version(&r.version), go_short_msg: r.go }
     }
 
     /// The registered version.
@@ -136,10 +121,7 @@ impl Channels {
     /// Records a resource on an RM connection.
     pub fn add_resource(&self, conn: &Conn, resource_id: &str) {
         conn.registration().resources.insert(resource_id.to_owned());
-        self.by_resource
-            .entry(resource_id.to_owned())
-            .or_default()
-            .insert(conn.id);
+        self.by_resource.entry(resource_id.to_owned()).or_default().insert(conn.id);
     }
 
     /// Number of connections.
@@ -164,12 +146,7 @@ impl Channels {
     pub fn one_per_resource(&self) -> Vec<(String, Arc<Conn>)> {
         let mut out = Vec::new();
         for e in self.by_resource.iter() {
-            if let Some(c) = e
-                .value()
-                .iter()
-                .filter_map(|id| self.conns.get(id))
-                .find(|c| c.alive())
-            {
+            if let Some(c) = e.value().iter().filter_map(|id| self.conns.get(id)).find(|c| c.alive()) {
                 out.push((e.key().clone(), Arc::clone(c.value())));
             }
         }
@@ -179,11 +156,7 @@ impl Channels {
     fn with_resource(&self, resource_id: &str) -> Vec<Arc<Conn>> {
         self.by_resource
             .get(resource_id)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| self.conns.get(id).map(|c| Arc::clone(c.value())))
-                    .collect()
-            })
+            .map(|ids| ids.iter().filter_map(|id| self.conns.get(id).map(|c| Arc::clone(c.value()))).collect())
             .unwrap_or_default()
     }
 
@@ -191,35 +164,18 @@ impl Channels {
     /// then the same application on the same IP, then the same application anywhere, then (AT
     /// only) any application that registered the resource. SAGA takes any connection of the
     /// resource.
-    pub fn select(
-        &self,
-        resource_id: &str,
-        client_id: &str,
-        branch_type: BranchType,
-    ) -> Option<Arc<Conn>> {
-        let candidates: Vec<Arc<Conn>> = self
-            .with_resource(resource_id)
-            .into_iter()
-            .filter(|c| c.alive())
-            .collect();
+    pub fn select(&self, resource_id: &str, client_id: &str, branch_type: BranchType) -> Option<Arc<Conn>> {
+        let candidates: Vec<Arc<Conn>> = self.with_resource(resource_id).into_iter().filter(|c| c.alive()).collect();
         if branch_type == BranchType::SAGA {
             return candidates.into_iter().next();
         }
         let Some((app, ip, port)) = split_client_id(client_id) else {
-            return if branch_type == BranchType::AT {
-                candidates.into_iter().next()
-            } else {
-                None
-            };
+            return if branch_type == BranchType::AT { candidates.into_iter().next() } else { None };
         };
         let same_app = |c: &Conn| c.registration().application_id == app;
         let same_ip = |c: &Conn| c.peer.ip().to_string() == ip;
         // 1. The very connection, if it is still an RM of that application.
-        if let Some(c) = self
-            .conns
-            .iter()
-            .find(|c| c.peer.port() == port && same_ip(c) && c.alive())
-        {
+        if let Some(c) = self.conns.iter().find(|c| c.peer.port() == port && same_ip(c) && c.alive()) {
             let r = c.registration();
             if r.rm && r.application_id == app {
                 drop(r);
@@ -231,11 +187,7 @@ impl Channels {
         if let Some(c) = candidates.iter().find(|c| same_app(c) && same_ip(c)) {
             return Some(Arc::clone(c));
         }
-        if let Some(c) = self
-            .conns
-            .iter()
-            .find(|c| c.alive() && same_ip(c) && same_app(c) && c.registration().rm)
-        {
+        if let Some(c) = self.conns.iter().find(|c| c.alive() && same_ip(c) && same_app(c) && c.registration().rm) {
             return Some(Arc::clone(c.value()));
         }
         // 3. Same application, another IP.
@@ -259,13 +211,7 @@ impl Channels {
 mod tests {
     use super::*;
 
-    fn conn(
-        ch: &Channels,
-        id: u64,
-        addr: &str,
-        app: &str,
-        resources: &[&str],
-    ) -> (Arc<Conn>, mpsc::Receiver<Frame>) {
+    fn conn(ch: &Channels, id: u64, addr: &str, app: &str, resources: &[&str]) -> (Arc<Conn>, mpsc::Receiver<Frame>) {
         let (tx, rx) = mpsc::channel(1);
         let c = Arc::new(Conn::new(id, addr.parse().unwrap(), tx));
         {
@@ -296,10 +242,7 @@ mod tests {
         ch.remove(3);
         assert_eq!(pick("order:10.0.0.1:5000", BranchType::AT), Some(4));
         assert_eq!(pick("order:10.0.0.1:5000", BranchType::TCC), None);
-        assert_eq!(
-            ch.select("tcc-action", "x", BranchType::SAGA).map(|c| c.id),
-            Some(4)
-        );
+        assert_eq!(ch.select("tcc-action", "x", BranchType::SAGA).map(|c| c.id), Some(4));
         ch.remove(4);
         assert_eq!(pick("order:10.0.0.1:5000", BranchType::AT), None);
         assert!(ch.is_empty());
@@ -307,14 +250,8 @@ mod tests {
 
     #[test]
     fn client_ids_split_like_seata() {
-        assert_eq!(
-            split_client_id("app:10.0.0.1:8080"),
-            Some(("app", "10.0.0.1", 8080))
-        );
-        assert_eq!(
-            split_client_id("app:[::1]:8080"),
-            Some(("app", "::1", 8080))
-        );
+        assert_eq!(split_client_id("app:10.0.0.1:8080"), Some(("app", "10.0.0.1", 8080)));
+        assert_eq!(split_client_id("app:[::1]:8080"), Some(("app", "::1", 8080)));
         assert_eq!(split_client_id("garbage"), None);
     }
 }

@@ -27,13 +27,7 @@ use crate::coordinator::ClientInfo;
 
 /// Serves one connection until the peer leaves, the connection idles out, a frame cannot be
 /// parsed, or `stop` is cancelled (then requests in hand are finished and answered first).
-pub(super) async fn run(
-    sock: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    state: ServerState,
-    stop: CancellationToken,
-) {
+pub(super) async fn run(sock: TcpStream, peer: SocketAddr, id: u64, state: ServerState, stop: CancellationToken) {
     let cfg = state.transport.config().clone();
     let (mut sink, mut stream) = Framed::new(sock, RpcCodec::new(cfg.max_frame_len)).split();
     let (tx, mut rx) = mpsc::channel::<Frame>(cfg.write_queue.max(1));
@@ -114,10 +108,7 @@ pub(super) async fn run(
                         );
                         break;
                     }
-                    debug!(
-                        request_id = frame.request_id,
-                        "late phase-two answer ignored"
-                    );
+                    debug!(request_id = frame.request_id, "late phase-two answer ignored");
                 }
             }
             Message::GlobalBeginRequest(_)
@@ -130,10 +121,7 @@ pub(super) async fn run(
             | Message::GlobalLockQueryRequest(_)
             | Message::MergedWarpMessage(_) => {
                 if !conn.is_registered() {
-                    warn!(
-                        msg_type = msg.type_code(),
-                        "request before registration; closing the connection"
-                    );
+                    warn!(msg_type = msg.type_code(), "request before registration; closing the connection");
                     break;
                 }
                 let permit = tokio::select! {
@@ -142,10 +130,7 @@ pub(super) async fn run(
                 };
                 handlers.spawn(handle(state.clone(), Arc::clone(&conn), frame, msg, permit));
             }
-            other => debug!(
-                msg_type = other.type_code(),
-                "message a TC does not handle; ignored"
-            ),
+            other => debug!(msg_type = other.type_code(), "message a TC does not handle; ignored"),
         }
     }
     state.transport.channels().remove(id);
@@ -166,24 +151,13 @@ async fn respond(conn: &Conn, req: &Frame, msg: Message) {
     }
 }
 
-async fn handle(
-    state: ServerState,
-    conn: Arc<Conn>,
-    req: Frame,
-    msg: Message,
-    _permit: OwnedSemaphorePermit,
-) {
+async fn handle(state: ServerState, conn: Arc<Conn>, req: Frame, msg: Message, _permit: OwnedSemaphorePermit) {
     let (client, version) = {
         let r = conn.registration();
         let client = ClientInfo {
             application_id: r.application_id.clone(),
             transaction_service_group: r.transaction_service_group.clone(),
-            client_id: format!(
-                "{}:{}:{}",
-                r.application_id,
-                conn.peer.ip(),
-                conn.peer.port()
-            ),
+            client_id: format!("{}:{}:{}", r.application_id, conn.peer.ip(), conn.peer.port()),
         };
         (client, r.version.clone())
     };
@@ -210,8 +184,7 @@ fn register(state: &ServerState, conn: &Conn, req: RegisterRequest, rm: bool) ->
         if !(r.tm || r.rm) {
             r.version = Version::parse(&req.version);
             r.application_id.clone_from(&req.application_id);
-            r.transaction_service_group
-                .clone_from(&req.transaction_service_group);
+            r.transaction_service_group.clone_from(&req.transaction_service_group);
             // seata-go registers its TM as 1.1.0 with no extra data; Java TMs always send lines.
             r.go = !rm && req.version == "1.1.0" && req.extra_data.is_empty();
         }
@@ -233,10 +206,7 @@ fn register(state: &ServerState, conn: &Conn, req: RegisterRequest, rm: bool) ->
         version = %req.version,
         "client registered"
     );
-    let resp = RegisterResponse {
-        identified: true,
-        version: state.transport.config().server_version.clone(),
-    };
+    let resp = RegisterResponse { identified: true, version: state.transport.config().server_version.clone() };
     if rm {
         Message::RegisterRmResponse(resp)
     } else {

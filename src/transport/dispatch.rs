@@ -2,45 +2,23 @@
 //! fanned out, answers adapted to what the client's version can decode.
 
 use futures::future::join_all;
-use seata_protocol::message::{
-    BatchResultMessage, GlobalEndResponse, MergeResultMessage, MergedWarpMessage,
-};
+use seata_protocol::message::{BatchResultMessage, GlobalEndResponse, MergeResultMessage, MergedWarpMessage};
 use seata_protocol::{Message, Version};
 
 use crate::coordinator::{ClientInfo, Coordinator};
 
 /// The answer to one transaction request (not a registration, not a container). `None` for
 /// messages a TC does not answer.
-pub async fn handle_request(
-    coord: &Coordinator,
-    client: &ClientInfo,
-    msg: Message,
-) -> Option<Message> {
+pub async fn handle_request(coord: &Coordinator, client: &ClientInfo, msg: Message) -> Option<Message> {
     Some(match msg {
-        Message::GlobalBeginRequest(r) => {
-            Message::GlobalBeginResponse(coord.begin(client, r).await)
-        }
-        Message::GlobalCommitRequest(r) => {
-            Message::GlobalCommitResponse(coord.commit(&r.xid).await)
-        }
-        Message::GlobalRollbackRequest(r) => {
-            Message::GlobalRollbackResponse(coord.rollback(&r.xid).await)
-        }
-        Message::GlobalStatusRequest(r) => {
-            Message::GlobalStatusResponse(coord.global_status(&r.xid).await)
-        }
-        Message::GlobalReportRequest(r) => {
-            Message::GlobalReportResponse(coord.global_report(r).await)
-        }
-        Message::BranchRegisterRequest(r) => {
-            Message::BranchRegisterResponse(coord.branch_register(client, r).await)
-        }
-        Message::BranchReportRequest(r) => {
-            Message::BranchReportResponse(coord.branch_report(r).await)
-        }
-        Message::GlobalLockQueryRequest(r) => {
-            Message::GlobalLockQueryResponse(coord.lock_query(r).await)
-        }
+        Message::GlobalBeginRequest(r) => Message::GlobalBeginResponse(coord.begin(client, r).await),
+        Message::GlobalCommitRequest(r) => Message::GlobalCommitResponse(coord.commit(&r.xid).await),
+        Message::GlobalRollbackRequest(r) => Message::GlobalRollbackResponse(coord.rollback(&r.xid).await),
+        Message::GlobalStatusRequest(r) => Message::GlobalStatusResponse(coord.global_status(&r.xid).await),
+        Message::GlobalReportRequest(r) => Message::GlobalReportResponse(coord.global_report(r).await),
+        Message::BranchRegisterRequest(r) => Message::BranchRegisterResponse(coord.branch_register(client, r).await),
+        Message::BranchReportRequest(r) => Message::BranchReportResponse(coord.branch_report(r).await),
+        Message::GlobalLockQueryRequest(r) => Message::GlobalLockQueryResponse(coord.lock_query(r).await),
         _ => return None,
     })
 }
@@ -67,10 +45,7 @@ pub async fn handle_merged(
     };
     match msg_ids {
         Some(ids) if batch && ids.len() == results.len() => {
-            Message::BatchResultMessage(BatchResultMessage {
-                msgs: results,
-                msg_ids: ids,
-            })
+            Message::BatchResultMessage(BatchResultMessage { msgs: results, msg_ids: ids })
         }
         _ => Message::MergeResultMessage(MergeResultMessage { msgs: results }),
     }
@@ -99,12 +74,8 @@ pub fn adapt_for_client(msg: &mut Message, version: &Version) {
         | Message::GlobalRollbackResponse(r)
         | Message::GlobalStatusResponse(r)
         | Message::GlobalReportResponse(r) => r.global_status = r.global_status.for_client(version),
-        Message::MergeResultMessage(m) => {
-            m.msgs.iter_mut().for_each(|m| adapt_for_client(m, version))
-        }
-        Message::BatchResultMessage(m) => {
-            m.msgs.iter_mut().for_each(|m| adapt_for_client(m, version))
-        }
+        Message::MergeResultMessage(m) => m.msgs.iter_mut().for_each(|m| adapt_for_client(m, version)),
+        Message::BatchResultMessage(m) => m.msgs.iter_mut().for_each(|m| adapt_for_client(m, version)),
         _ => {}
     }
 }

@@ -80,12 +80,7 @@ pub struct Transport {
 impl Transport {
     /// A transport with no connections yet.
     pub fn new(cfg: TransportConfig) -> Arc<Self> {
-        Arc::new(Transport {
-            cfg,
-            channels: Channels::default(),
-            next_id: AtomicU32::new(0),
-            pending: DashMap::new(),
-        })
+        Arc::new(Transport { cfg, channels: Channels::default(), next_id: AtomicU32::new(0), pending: DashMap::new() })
     }
 
     /// The settings.
@@ -136,18 +131,10 @@ impl Drop for PendingGuard<'_> {
 
 #[async_trait::async_trait]
 impl ResourceManagers for Transport {
-    async fn send_phase2(
-        &self,
-        phase: Phase2,
-        call: BranchCall,
-    ) -> Result<BranchStatus, SendError> {
-        let conn = self
-            .channels
-            .select(&call.resource_id, &call.client_id, call.branch_type)
-            .ok_or_else(|| SendError::NoChannel {
-                resource_id: call.resource_id.clone(),
-                client_id: call.client_id.clone(),
-            })?;
+    async fn send_phase2(&self, phase: Phase2, call: BranchCall) -> Result<BranchStatus, SendError> {
+        let conn = self.channels.select(&call.resource_id, &call.client_id, call.branch_type).ok_or_else(|| {
+            SendError::NoChannel { resource_id: call.resource_id.clone(), client_id: call.client_id.clone() }
+        })?;
         let req = BranchEndRequest {
             xid: call.xid,
             branch_id: call.branch_id,
@@ -164,22 +151,13 @@ impl ResourceManagers for Transport {
             .map_err(|e| SendError::Connection(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         self.pending.insert(id, tx);
-        let _guard = PendingGuard {
-            transport: self,
-            id,
-        };
+        let _guard = PendingGuard { transport: self, id };
         let wait = self.cfg.rpc_tc_request_timeout;
         let exchange = async {
-            conn.tx
-                .send(frame)
-                .await
-                .map_err(|_| SendError::Connection("connection closed".into()))?;
-            rx.await
-                .map_err(|_| SendError::Connection("request abandoned".into()))
+            conn.tx.send(frame).await.map_err(|_| SendError::Connection("connection closed".into()))?;
+            rx.await.map_err(|_| SendError::Connection("request abandoned".into()))
         };
-        let resp = tokio::time::timeout(wait, exchange)
-            .await
-            .map_err(|_| SendError::Timeout(wait))??;
+        let resp = tokio::time::timeout(wait, exchange).await.map_err(|_| SendError::Timeout(wait))??;
         debug!(xid = %resp.xid, branch_id = resp.branch_id, status = %resp.branch_status, ?phase, "phase two answered");
         Ok(resp.branch_status)
     }
@@ -193,9 +171,7 @@ impl ResourceManagers for Transport {
                 save_days,
             });
             let id = self.next_request_id();
-            if let Ok(frame) =
-                Frame::with_message(msg_type::ONEWAY, id, &msg, &CodecContext::default(), 0)
-            {
+            if let Ok(frame) = Frame::with_message(msg_type::ONEWAY, id, &msg, &CodecContext::default(), 0) {
                 if conn.tx.try_send(frame).is_ok() {
                     sent += 1;
                 }

@@ -28,17 +28,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts connections on `listener` until `shutdown` completes, then stops accepting, lets the
 /// connections finish the requests in hand (up to `drain`), and returns.
-pub async fn serve(
-    listener: TcpListener,
-    state: ServerState,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) {
+pub async fn serve(listener: TcpListener, state: ServerState, shutdown: impl Future<Output = ()>, drain: Duration) {
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(
-        state.transport.config().max_connections.max(1),
-    ));
+    let limit = Arc::new(Semaphore::new(state.transport.config().max_connections.max(1)));
     let next_id = AtomicU64::new(1);
     tokio::pin!(shutdown);
     loop {

@@ -57,11 +57,7 @@ pub async fn start_on(dir: &Path, tune: impl FnOnce(&mut NodeOptions)) -> TestSe
     let addr = listener.local_addr().unwrap();
     let mut opts = options(addr.port());
     tune(&mut opts);
-    let store: Arc<dyn SessionStore> = Arc::new(
-        FileStore::open(dir, FileStoreOptions::default())
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn SessionStore> = Arc::new(FileStore::open(dir, FileStoreOptions::default()).await.unwrap());
     let node = Node::start(opts, store).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let n = node.clone();
@@ -72,13 +68,7 @@ pub async fn start_on(dir: &Path, tune: impl FnOnce(&mut NodeOptions)) -> TestSe
         .await
         .unwrap();
     });
-    TestServer {
-        addr,
-        node,
-        dir: dir.to_path_buf(),
-        stop: Some(stop),
-        task: Some(task),
-    }
+    TestServer { addr, node, dir: dir.to_path_buf(), stop: Some(stop), task: Some(task) }
 }
 
 pub async fn start() -> (TestServer, tempfile::TempDir) {
@@ -102,18 +92,10 @@ impl RmLog {
         self.0.lock().unwrap().clone()
     }
     pub fn commits(&self) -> Vec<i64> {
-        self.events()
-            .into_iter()
-            .filter(|e| e.0 == 3)
-            .map(|e| e.2)
-            .collect()
+        self.events().into_iter().filter(|e| e.0 == 3).map(|e| e.2).collect()
     }
     pub fn rollbacks(&self) -> Vec<i64> {
-        self.events()
-            .into_iter()
-            .filter(|e| e.0 == 5)
-            .map(|e| e.2)
-            .collect()
+        self.events().into_iter().filter(|e| e.0 == 5).map(|e| e.2).collect()
     }
 }
 
@@ -123,21 +105,12 @@ pub type Policy = Arc<dyn Fn(i16, i64, usize) -> Option<BranchStatus> + Send + S
 
 pub fn always_ok() -> Policy {
     Arc::new(|code, _, _| {
-        Some(if code == 3 {
-            BranchStatus::PhaseTwo_Committed
-        } else {
-            BranchStatus::PhaseTwo_Rollbacked
-        })
+        Some(if code == 3 { BranchStatus::PhaseTwo_Committed } else { BranchStatus::PhaseTwo_Rollbacked })
     })
 }
 
 /// Connects an RM for `resources` that answers phase two with `policy`.
-pub async fn rm_with(
-    addr: SocketAddr,
-    app: &str,
-    resources: &[&str],
-    policy: Policy,
-) -> (RpcClient, RmLog) {
+pub async fn rm_with(addr: SocketAddr, app: &str, resources: &[&str], policy: Policy) -> (RpcClient, RmLog) {
     let (c, mut rx) = RpcClient::connect(addr).await.unwrap();
     c.register_rm(app, GROUP, VERSION, resources).await.unwrap();
     let log = RmLog::default();
@@ -153,9 +126,7 @@ pub async fn rm_with(
             let n = {
                 let mut v = l.0.lock().unwrap();
                 v.push((code, req.xid.clone(), req.branch_id));
-                v.iter()
-                    .filter(|e| e.2 == req.branch_id && e.0 == code)
-                    .count()
+                v.iter().filter(|e| e.2 == req.branch_id && e.0 == code).count()
             };
             let Some(status) = policy(code, req.branch_id, n) else {
                 continue;
@@ -166,11 +137,8 @@ pub async fn rm_with(
                 branch_id: req.branch_id,
                 branch_status: status,
             };
-            let msg = if code == 3 {
-                Message::BranchCommitResponse(resp)
-            } else {
-                Message::BranchRollbackResponse(resp)
-            };
+            let msg =
+                if code == 3 { Message::BranchCommitResponse(resp) } else { Message::BranchRollbackResponse(resp) };
             let _ = replier.reply(&frame, &msg).await;
         }
     });
@@ -182,10 +150,8 @@ pub async fn rm(addr: SocketAddr, resources: &[&str]) -> (RpcClient, RmLog) {
 }
 
 pub async fn begin(c: &RpcClient, timeout_ms: i32) -> String {
-    let m = Message::GlobalBeginRequest(GlobalBeginRequest {
-        timeout: timeout_ms,
-        transaction_name: "purchase".into(),
-    });
+    let m =
+        Message::GlobalBeginRequest(GlobalBeginRequest { timeout: timeout_ms, transaction_name: "purchase".into() });
     match c.call(&m).await.unwrap() {
         Message::GlobalBeginResponse(r) => {
             assert!(r.result.is_success(), "{r:?}");
@@ -201,11 +167,7 @@ pub fn register_req(xid: &str, t: BranchType, resource: &str, lock_key: &str) ->
         branch_type: t,
         resource_id: resource.into(),
         lock_key: lock_key.into(),
-        application_data: if t == BranchType::AT {
-            "{\"autoCommit\":false}".into()
-        } else {
-            String::new()
-        },
+        application_data: if t == BranchType::AT { "{\"autoCommit\":false}".into() } else { String::new() },
     })
 }
 
@@ -216,11 +178,7 @@ pub async fn register(
     resource: &str,
     lock_key: &str,
 ) -> BranchRegisterResponse {
-    match c
-        .call(&register_req(xid, t, resource, lock_key))
-        .await
-        .unwrap()
-    {
+    match c.call(&register_req(xid, t, resource, lock_key)).await.unwrap() {
         Message::BranchRegisterResponse(r) => r,
         other => panic!("{other:?}"),
     }
@@ -241,17 +199,11 @@ pub async fn commit(c: &RpcClient, xid: &str) -> GlobalEndResponse {
 }
 
 pub async fn rollback(c: &RpcClient, xid: &str) -> GlobalEndResponse {
-    end(
-        c,
-        Message::GlobalRollbackRequest(GlobalEndRequest::new(xid)),
-    )
-    .await
+    end(c, Message::GlobalRollbackRequest(GlobalEndRequest::new(xid))).await
 }
 
 pub async fn status(c: &RpcClient, xid: &str) -> GlobalStatus {
-    end(c, Message::GlobalStatusRequest(GlobalEndRequest::new(xid)))
-        .await
-        .global_status
+    end(c, Message::GlobalStatusRequest(GlobalEndRequest::new(xid))).await.global_status
 }
 
 /// Polls `f` every 20 ms until it is true or `secs` pass.

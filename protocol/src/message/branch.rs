@@ -55,17 +55,10 @@ pub struct BranchRegisterResponse {
 
 impl BranchRegisterResponse {
     pub(crate) fn decode(r: &mut Reader<'_>, ctx: &CodecContext) -> Result<Self, ProtocolError> {
-        Ok(BranchRegisterResponse {
-            result: ResultHead::decode(r, ctx, false)?,
-            branch_id: r.i64("branchId")?,
-        })
+        Ok(BranchRegisterResponse { result: ResultHead::decode(r, ctx, false)?, branch_id: r.i64("branchId")? })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         self.result.encode(buf, ctx, false)?;
         buf.put_i64(self.branch_id);
         Ok(())
@@ -129,23 +122,14 @@ pub struct GlobalLockQueryResponse {
 }
 
 impl GlobalLockQueryResponse {
-    pub(crate) fn decode(
-        r: &mut Reader<'_>,
-        ctx: &CodecContext,
-        short_msg: bool,
-    ) -> Result<Self, ProtocolError> {
+    pub(crate) fn decode(r: &mut Reader<'_>, ctx: &CodecContext, short_msg: bool) -> Result<Self, ProtocolError> {
         Ok(GlobalLockQueryResponse {
             result: ResultHead::decode(r, ctx, short_msg)?,
             lockable: r.i16("lockable")? == 1,
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-        short_msg: bool,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext, short_msg: bool) -> Result<(), ProtocolError> {
         self.result.encode(buf, ctx, short_msg)?;
         buf.put_i16(i16::from(self.lockable));
         Ok(())
@@ -201,11 +185,7 @@ pub struct BranchEndResponse {
 }
 
 impl BranchEndResponse {
-    pub(crate) fn decode(
-        r: &mut Reader<'_>,
-        ctx: &CodecContext,
-        short_msg: bool,
-    ) -> Result<Self, ProtocolError> {
+    pub(crate) fn decode(r: &mut Reader<'_>, ctx: &CodecContext, short_msg: bool) -> Result<Self, ProtocolError> {
         Ok(BranchEndResponse {
             result: ResultHead::decode(r, ctx, short_msg)?,
             xid: r.str16("xid")?,
@@ -214,12 +194,7 @@ impl BranchEndResponse {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-        short_msg: bool,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext, short_msg: bool) -> Result<(), ProtocolError> {
         self.result.encode(buf, ctx, short_msg)?;
         put_str16(buf, &self.xid, "xid")?;
         buf.put_i64(self.branch_id);

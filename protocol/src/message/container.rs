@@ -35,15 +35,9 @@ pub struct BatchResultMessage {
 /// Reads `contentLength`, checks it against what is left, and returns a reader over the content.
 fn content<'a>(r: &mut Reader<'a>) -> Result<Reader<'a>, ProtocolError> {
     let len = r.i32("contentLength")?;
-    let n = usize::try_from(len).map_err(|_| ProtocolError::BadLength {
-        field: "contentLength",
-        len: len.into(),
-    })?;
+    let n = usize::try_from(len).map_err(|_| ProtocolError::BadLength { field: "contentLength", len: len.into() })?;
     if n > r.remaining() {
-        return Err(ProtocolError::BadLength {
-            field: "contentLength",
-            len: len.into(),
-        });
+        return Err(ProtocolError::BadLength { field: "contentLength", len: len.into() });
     }
     Ok(Reader::new(r.bytes(n, "content")?))
 }
@@ -55,10 +49,7 @@ fn decode_msgs(c: &mut Reader<'_>, ctx: &CodecContext) -> Result<Vec<Message>, P
     let mut msgs = Vec::with_capacity(n.min(c.remaining() / 2));
     for _ in 0..n {
         let code = c.i16("sub-message type code")?;
-        if matches!(
-            code,
-            type_code::SEATA_MERGE | type_code::SEATA_MERGE_RESULT | type_code::BATCH_RESULT_MSG
-        ) {
+        if matches!(code, type_code::SEATA_MERGE | type_code::SEATA_MERGE_RESULT | type_code::BATCH_RESULT_MSG) {
             return Err(ProtocolError::UnexpectedTypeCode(code)); // containers never nest
         }
         msgs.push(Message::decode_payload(code, c, ctx, false)?);
@@ -95,10 +86,7 @@ fn encode_container(
         buf.put_u32(*id);
     }
     let content = buf.len() - len_at - 4;
-    let content = i32::try_from(content).map_err(|_| ProtocolError::TooLong {
-        field: "content",
-        len: content,
-    })?;
+    let content = i32::try_from(content).map_err(|_| ProtocolError::TooLong { field: "content", len: content })?;
     buf[len_at..len_at + 4].copy_from_slice(&content.to_be_bytes());
     Ok(())
 }
@@ -116,11 +104,7 @@ impl MergedWarpMessage {
         Ok(MergedWarpMessage { msgs, msg_ids })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         encode_container(buf, ctx, &self.msgs, self.msg_ids.as_deref())
     }
 }
@@ -133,11 +117,7 @@ impl MergeResultMessage {
         Ok(MergeResultMessage { msgs })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         encode_container(buf, ctx, &self.msgs, None)
     }
 }
@@ -151,11 +131,7 @@ impl BatchResultMessage {
         Ok(BatchResultMessage { msgs, msg_ids })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         encode_container(buf, ctx, &self.msgs, Some(&self.msg_ids))
     }
 }

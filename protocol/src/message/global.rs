@@ -19,10 +19,7 @@ pub struct GlobalBeginRequest {
 
 impl GlobalBeginRequest {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
-        Ok(GlobalBeginRequest {
-            timeout: r.i32("timeout")?,
-            transaction_name: r.str16("transactionName")?,
-        })
+        Ok(GlobalBeginRequest { timeout: r.i32("timeout")?, transaction_name: r.str16("transactionName")? })
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
@@ -51,11 +48,7 @@ impl GlobalBeginResponse {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         self.result.encode(buf, ctx, false)?;
         put_str16(buf, &self.xid, "xid")?;
         put_str16(buf, &self.extra_data, "extraData")
@@ -74,17 +67,11 @@ pub struct GlobalEndRequest {
 impl GlobalEndRequest {
     /// A request for `xid` with no extra data.
     pub fn new(xid: impl Into<String>) -> Self {
-        GlobalEndRequest {
-            xid: xid.into(),
-            extra_data: String::new(),
-        }
+        GlobalEndRequest { xid: xid.into(), extra_data: String::new() }
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
-        Ok(GlobalEndRequest {
-            xid: r.str16("xid")?,
-            extra_data: r.str16("extraData")?,
-        })
+        Ok(GlobalEndRequest { xid: r.str16("xid")?, extra_data: r.str16("extraData")? })
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
@@ -110,16 +97,8 @@ impl GlobalReportRequest {
         let extra_data = r.str16("extraData")?;
         let byte = r.u8("globalStatus")?;
         // Java keeps null for any negative byte.
-        let global_status = if byte >= 0x80 {
-            None
-        } else {
-            Some(GlobalStatus::try_from(byte)?)
-        };
-        Ok(GlobalReportRequest {
-            xid,
-            extra_data,
-            global_status,
-        })
+        let global_status = if byte >= 0x80 { None } else { Some(GlobalStatus::try_from(byte)?) };
+        Ok(GlobalReportRequest { xid, extra_data, global_status })
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
@@ -143,10 +122,7 @@ pub struct GlobalEndResponse {
 impl GlobalEndResponse {
     /// A successful answer with `status`.
     pub fn success(status: GlobalStatus) -> Self {
-        GlobalEndResponse {
-            result: ResultHead::success(),
-            global_status: status,
-        }
+        GlobalEndResponse { result: ResultHead::success(), global_status: status }
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>, ctx: &CodecContext) -> Result<Self, ProtocolError> {
@@ -156,11 +132,7 @@ impl GlobalEndResponse {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         self.result.encode(buf, ctx, false)?;
         buf.put_u8(self.global_status.code());
         Ok(())

@@ -18,14 +18,11 @@ pub mod wire;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use branch::{
-    BranchEndRequest, BranchEndResponse, BranchRegisterRequest, BranchRegisterResponse,
-    BranchReportRequest, BranchReportResponse, GlobalLockQueryResponse, UndoLogDeleteRequest,
+    BranchEndRequest, BranchEndResponse, BranchRegisterRequest, BranchRegisterResponse, BranchReportRequest,
+    BranchReportResponse, GlobalLockQueryResponse, UndoLogDeleteRequest,
 };
 pub use container::{BatchResultMessage, MergeResultMessage, MergedWarpMessage};
-pub use global::{
-    GlobalBeginRequest, GlobalBeginResponse, GlobalEndRequest, GlobalEndResponse,
-    GlobalReportRequest,
-};
+pub use global::{GlobalBeginRequest, GlobalBeginResponse, GlobalEndRequest, GlobalEndResponse, GlobalReportRequest};
 pub use register::{RegisterRequest, RegisterResponse};
 pub use result::ResultHead;
 
@@ -78,10 +75,7 @@ pub struct CodecContext {
 
 impl Default for CodecContext {
     fn default() -> Self {
-        CodecContext {
-            code_table: CodeTable::V2,
-            go_short_msg: false,
-        }
+        CodecContext { code_table: CodeTable::V2, go_short_msg: false }
     }
 }
 
@@ -168,20 +162,12 @@ impl Message {
 
     /// True for the containers 59, 60 and 121.
     pub fn is_container(&self) -> bool {
-        matches!(
-            self,
-            Message::MergedWarpMessage(_)
-                | Message::MergeResultMessage(_)
-                | Message::BatchResultMessage(_)
-        )
+        matches!(self, Message::MergedWarpMessage(_) | Message::MergeResultMessage(_) | Message::BatchResultMessage(_))
     }
 
     /// True for the answers a TC receives from RMs and matches against its own requests (4, 6).
     pub fn is_branch_end_response(&self) -> bool {
-        matches!(
-            self,
-            Message::BranchCommitResponse(_) | Message::BranchRollbackResponse(_)
-        )
+        matches!(self, Message::BranchCommitResponse(_) | Message::BranchRollbackResponse(_))
     }
 
     /// Encodes the body: type code, then payload.
@@ -198,22 +184,16 @@ impl Message {
     }
 
     /// Appends the payload without the type code (v0 frames carry the code in their header).
-    pub fn encode_payload(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-    ) -> Result<(), ProtocolError> {
+    pub fn encode_payload(&self, buf: &mut BytesMut, ctx: &CodecContext) -> Result<(), ProtocolError> {
         let short = ctx.go_short_msg;
         match self {
             Message::GlobalBeginRequest(m) => m.encode(buf),
             Message::GlobalBeginResponse(m) => m.encode(buf, ctx),
             Message::BranchCommitRequest(m) | Message::BranchRollbackRequest(m) => m.encode(buf),
-            Message::BranchCommitResponse(m) | Message::BranchRollbackResponse(m) => {
-                m.encode(buf, ctx, short)
+            Message::BranchCommitResponse(m) | Message::BranchRollbackResponse(m) => m.encode(buf, ctx, short),
+            Message::GlobalCommitRequest(m) | Message::GlobalRollbackRequest(m) | Message::GlobalStatusRequest(m) => {
+                m.encode(buf)
             }
-            Message::GlobalCommitRequest(m)
-            | Message::GlobalRollbackRequest(m)
-            | Message::GlobalStatusRequest(m) => m.encode(buf),
             Message::GlobalCommitResponse(m)
             | Message::GlobalRollbackResponse(m)
             | Message::GlobalStatusResponse(m)
@@ -238,15 +218,12 @@ impl Message {
     pub fn decode(body: &[u8], ctx: &CodecContext) -> Result<Message, ProtocolError> {
         let mut r = Reader::new(body);
         let code = r.i16("type code")?;
-        let first =
-            Self::decode_payload(code, &mut r, ctx, false).and_then(|m| r.finish().map(|()| m));
+        let first = Self::decode_payload(code, &mut r, ctx, false).and_then(|m| r.finish().map(|()| m));
         match first {
             Err(e) if has_go_short_msg(code) => {
                 // seata-go's layout (one-byte failure message length), PROTOCOL.md §8.1.
                 let mut r = Reader::new(&body[2..]);
-                Self::decode_payload(code, &mut r, ctx, true)
-                    .and_then(|m| r.finish().map(|()| m))
-                    .map_err(|_| e)
+                Self::decode_payload(code, &mut r, ctx, true).and_then(|m| r.finish().map(|()| m)).map_err(|_| e)
             }
             other => other,
         }
@@ -262,53 +239,31 @@ impl Message {
         use type_code as t;
         Ok(match code {
             t::GLOBAL_BEGIN => Message::GlobalBeginRequest(GlobalBeginRequest::decode(r)?),
-            t::GLOBAL_BEGIN_RESULT => {
-                Message::GlobalBeginResponse(GlobalBeginResponse::decode(r, ctx)?)
-            }
+            t::GLOBAL_BEGIN_RESULT => Message::GlobalBeginResponse(GlobalBeginResponse::decode(r, ctx)?),
             t::BRANCH_COMMIT => Message::BranchCommitRequest(BranchEndRequest::decode(r)?),
-            t::BRANCH_COMMIT_RESULT => {
-                Message::BranchCommitResponse(BranchEndResponse::decode(r, ctx, short_msg)?)
-            }
+            t::BRANCH_COMMIT_RESULT => Message::BranchCommitResponse(BranchEndResponse::decode(r, ctx, short_msg)?),
             t::BRANCH_ROLLBACK => Message::BranchRollbackRequest(BranchEndRequest::decode(r)?),
-            t::BRANCH_ROLLBACK_RESULT => {
-                Message::BranchRollbackResponse(BranchEndResponse::decode(r, ctx, short_msg)?)
-            }
+            t::BRANCH_ROLLBACK_RESULT => Message::BranchRollbackResponse(BranchEndResponse::decode(r, ctx, short_msg)?),
             t::GLOBAL_COMMIT => Message::GlobalCommitRequest(GlobalEndRequest::decode(r)?),
-            t::GLOBAL_COMMIT_RESULT => {
-                Message::GlobalCommitResponse(GlobalEndResponse::decode(r, ctx)?)
-            }
+            t::GLOBAL_COMMIT_RESULT => Message::GlobalCommitResponse(GlobalEndResponse::decode(r, ctx)?),
             t::GLOBAL_ROLLBACK => Message::GlobalRollbackRequest(GlobalEndRequest::decode(r)?),
-            t::GLOBAL_ROLLBACK_RESULT => {
-                Message::GlobalRollbackResponse(GlobalEndResponse::decode(r, ctx)?)
-            }
+            t::GLOBAL_ROLLBACK_RESULT => Message::GlobalRollbackResponse(GlobalEndResponse::decode(r, ctx)?),
             t::BRANCH_REGISTER => Message::BranchRegisterRequest(BranchRegisterRequest::decode(r)?),
-            t::BRANCH_REGISTER_RESULT => {
-                Message::BranchRegisterResponse(BranchRegisterResponse::decode(r, ctx)?)
+            t::BRANCH_REGISTER_RESULT => Message::BranchRegisterResponse(BranchRegisterResponse::decode(r, ctx)?),
+            t::BRANCH_STATUS_REPORT => Message::BranchReportRequest(BranchReportRequest::decode(r)?),
+            t::BRANCH_STATUS_REPORT_RESULT => {
+                Message::BranchReportResponse(BranchReportResponse { result: ResultHead::decode(r, ctx, short_msg)? })
             }
-            t::BRANCH_STATUS_REPORT => {
-                Message::BranchReportRequest(BranchReportRequest::decode(r)?)
-            }
-            t::BRANCH_STATUS_REPORT_RESULT => Message::BranchReportResponse(BranchReportResponse {
-                result: ResultHead::decode(r, ctx, short_msg)?,
-            }),
             t::GLOBAL_STATUS => Message::GlobalStatusRequest(GlobalEndRequest::decode(r)?),
-            t::GLOBAL_STATUS_RESULT => {
-                Message::GlobalStatusResponse(GlobalEndResponse::decode(r, ctx)?)
-            }
+            t::GLOBAL_STATUS_RESULT => Message::GlobalStatusResponse(GlobalEndResponse::decode(r, ctx)?),
             t::GLOBAL_REPORT => Message::GlobalReportRequest(GlobalReportRequest::decode(r)?),
-            t::GLOBAL_REPORT_RESULT => {
-                Message::GlobalReportResponse(GlobalEndResponse::decode(r, ctx)?)
+            t::GLOBAL_REPORT_RESULT => Message::GlobalReportResponse(GlobalEndResponse::decode(r, ctx)?),
+            t::GLOBAL_LOCK_QUERY => Message::GlobalLockQueryRequest(BranchRegisterRequest::decode(r)?),
+            t::GLOBAL_LOCK_QUERY_RESULT => {
+                Message::GlobalLockQueryResponse(GlobalLockQueryResponse::decode(r, ctx, short_msg)?)
             }
-            t::GLOBAL_LOCK_QUERY => {
-                Message::GlobalLockQueryRequest(BranchRegisterRequest::decode(r)?)
-            }
-            t::GLOBAL_LOCK_QUERY_RESULT => Message::GlobalLockQueryResponse(
-                GlobalLockQueryResponse::decode(r, ctx, short_msg)?,
-            ),
             t::SEATA_MERGE => Message::MergedWarpMessage(MergedWarpMessage::decode(r, ctx)?),
-            t::SEATA_MERGE_RESULT => {
-                Message::MergeResultMessage(MergeResultMessage::decode(r, ctx)?)
-            }
+            t::SEATA_MERGE_RESULT => Message::MergeResultMessage(MergeResultMessage::decode(r, ctx)?),
             t::BATCH_RESULT_MSG => Message::BatchResultMessage(BatchResultMessage::decode(r, ctx)?),
             t::REG_CLT => Message::RegisterTmRequest(RegisterRequest::decode(r, false)?),
             t::REG_CLT_RESULT => Message::RegisterTmResponse(RegisterResponse::decode(r)?),

@@ -27,22 +27,14 @@ impl RegisterRequest {
             application_id: r.str16("applicationId")?,
             transaction_service_group: r.str16("transactionServiceGroup")?,
             extra_data: r.str16("extraData")?,
-            resource_ids: if rm {
-                r.str32("resourceIds")?
-            } else {
-                String::new()
-            },
+            resource_ids: if rm { r.str32("resourceIds")? } else { String::new() },
         })
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut, rm: bool) -> Result<(), ProtocolError> {
         put_str16(buf, &self.version, "version")?;
         put_str16(buf, &self.application_id, "applicationId")?;
-        put_str16(
-            buf,
-            &self.transaction_service_group,
-            "transactionServiceGroup",
-        )?;
+        put_str16(buf, &self.transaction_service_group, "transactionServiceGroup")?;
         put_str16(buf, &self.extra_data, "extraData")?;
         if rm {
             put_str32(buf, &self.resource_ids, "resourceIds")?;
@@ -57,10 +49,7 @@ impl RegisterRequest {
 
     /// The resource ids of an RM registration, without empty items.
     pub fn resource_id_list(&self) -> impl Iterator<Item = &str> {
-        self.resource_ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+        self.resource_ids.split(',').map(str::trim).filter(|s| !s.is_empty())
     }
 }
 
@@ -75,10 +64,7 @@ pub struct RegisterResponse {
 
 impl RegisterResponse {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
-        Ok(RegisterResponse {
-            identified: r.u8("identified")? == 1,
-            version: r.str16("version")?,
-        })
+        Ok(RegisterResponse { identified: r.u8("identified")? == 1, version: r.str16("version")? })
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) -> Result<(), ProtocolError> {

@@ -32,20 +32,12 @@ impl Default for ResultHead {
 impl ResultHead {
     /// A successful result.
     pub fn success() -> Self {
-        ResultHead {
-            result_code: ResultCode::Success,
-            msg: String::new(),
-            exception_code: ExceptionCode::Unknown,
-        }
+        ResultHead { result_code: ResultCode::Success, msg: String::new(), exception_code: ExceptionCode::Unknown }
     }
 
     /// A failed result with Seata's `TransactionException[...]`-style message.
     pub fn failed(code: ExceptionCode, msg: impl Into<String>) -> Self {
-        ResultHead {
-            result_code: ResultCode::Failed,
-            msg: msg.into(),
-            exception_code: code,
-        }
+        ResultHead { result_code: ResultCode::Failed, msg: msg.into(), exception_code: code }
     }
 
     /// True when the result code is Success.
@@ -53,11 +45,7 @@ impl ResultHead {
         self.result_code == ResultCode::Success
     }
 
-    pub(crate) fn decode(
-        r: &mut Reader<'_>,
-        ctx: &CodecContext,
-        short_msg: bool,
-    ) -> Result<Self, ProtocolError> {
+    pub(crate) fn decode(r: &mut Reader<'_>, ctx: &CodecContext, short_msg: bool) -> Result<Self, ProtocolError> {
         let result_code = ResultCode::try_from(r.u8("resultCode")?)?;
         let msg = if result_code == ResultCode::Failed {
             if short_msg {
@@ -71,21 +59,11 @@ impl ResultHead {
         let byte = r.u8("transactionExceptionCode")?;
         // Lenient on purpose: an exception code outside the table (seata-go numbers client-local
         // errors past 19) must not make a phase-two answer undecodable; the TC acts on the status.
-        let exception_code =
-            ExceptionCode::from_wire(byte, ctx.code_table).unwrap_or(ExceptionCode::Unknown);
-        Ok(ResultHead {
-            result_code,
-            msg,
-            exception_code,
-        })
+        let exception_code = ExceptionCode::from_wire(byte, ctx.code_table).unwrap_or(ExceptionCode::Unknown);
+        Ok(ResultHead { result_code, msg, exception_code })
     }
 
-    pub(crate) fn encode(
-        &self,
-        buf: &mut BytesMut,
-        ctx: &CodecContext,
-        short_msg: bool,
-    ) -> Result<(), ProtocolError> {
+    pub(crate) fn encode(&self, buf: &mut BytesMut, ctx: &CodecContext, short_msg: bool) -> Result<(), ProtocolError> {
         buf.put_u8(self.result_code.code());
         if self.result_code == ResultCode::Failed {
             if short_msg {

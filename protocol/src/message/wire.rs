@@ -92,9 +92,7 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, len: usize, what: &'static str) -> Result<String, ProtocolError> {
         let b = self.bytes(len, what)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| ProtocolError::InvalidUtf8(what))
+        std::str::from_utf8(b).map(str::to_owned).map_err(|_| ProtocolError::InvalidUtf8(what))
     }
 
     /// A `str16`. The length is read as unsigned: Java writes `(short) len`, so reading it unsigned
@@ -114,15 +112,9 @@ impl<'a> Reader<'a> {
     /// A `str32` (lockKey, applicationData, resourceIds).
     pub fn str32(&mut self, what: &'static str) -> Result<String, ProtocolError> {
         let len = self.i32(what)?;
-        let n = usize::try_from(len).map_err(|_| ProtocolError::BadLength {
-            field: what,
-            len: i64::from(len),
-        })?;
+        let n = usize::try_from(len).map_err(|_| ProtocolError::BadLength { field: what, len: i64::from(len) })?;
         if n > self.remaining() {
-            return Err(ProtocolError::BadLength {
-                field: what,
-                len: i64::from(len),
-            });
+            return Err(ProtocolError::BadLength { field: what, len: i64::from(len) });
         }
         self.string(n, what)
     }
@@ -134,10 +126,7 @@ pub fn put_str16(buf: &mut BytesMut, s: &str, what: &'static str) -> Result<(), 
     let len = u16::try_from(s.len())
         .ok()
         .filter(|l| usize::from(*l) <= MAX_STR16)
-        .ok_or(ProtocolError::TooLong {
-            field: what,
-            len: s.len(),
-        })?;
+        .ok_or(ProtocolError::TooLong { field: what, len: s.len() })?;
     buf.put_u16(len);
     buf.put_slice(s.as_bytes());
     Ok(())
@@ -145,10 +134,7 @@ pub fn put_str16(buf: &mut BytesMut, s: &str, what: &'static str) -> Result<(), 
 
 /// Writes a string with a one-byte length (seata-go's layout); the caller truncates first.
 pub fn put_str8(buf: &mut BytesMut, s: &str, what: &'static str) -> Result<(), ProtocolError> {
-    let len = u8::try_from(s.len()).map_err(|_| ProtocolError::TooLong {
-        field: what,
-        len: s.len(),
-    })?;
+    let len = u8::try_from(s.len()).map_err(|_| ProtocolError::TooLong { field: what, len: s.len() })?;
     buf.put_u8(len);
     buf.put_slice(s.as_bytes());
     Ok(())
@@ -156,10 +142,7 @@ pub fn put_str8(buf: &mut BytesMut, s: &str, what: &'static str) -> Result<(), P
 
 /// Writes a `str32`.
 pub fn put_str32(buf: &mut BytesMut, s: &str, what: &'static str) -> Result<(), ProtocolError> {
-    let len = i32::try_from(s.len()).map_err(|_| ProtocolError::TooLong {
-        field: what,
-        len: s.len(),
-    })?;
+    let len = i32::try_from(s.len()).map_err(|_| ProtocolError::TooLong { field: what, len: s.len() })?;
     buf.put_i32(len);
     buf.put_slice(s.as_bytes());
     Ok(())
@@ -184,22 +167,10 @@ mod tests {
 
     #[test]
     fn lying_lengths_are_errors() {
-        assert!(matches!(
-            Reader::new(&[0, 5, b'a']).str16("x"),
-            Err(ProtocolError::Truncated("x"))
-        ));
-        assert!(matches!(
-            Reader::new(&[0xff, 0xff, 0xff, 0xff]).str32("x"),
-            Err(ProtocolError::BadLength { .. })
-        ));
-        assert!(matches!(
-            Reader::new(&[0x7f, 0xff, 0xff, 0xff]).str32("x"),
-            Err(ProtocolError::BadLength { .. })
-        ));
-        assert!(matches!(
-            Reader::new(&[0, 2, 0xc3, 0x28]).str16("x"),
-            Err(ProtocolError::InvalidUtf8("x"))
-        ));
+        assert!(matches!(Reader::new(&[0, 5, b'a']).str16("x"), Err(ProtocolError::Truncated("x"))));
+        assert!(matches!(Reader::new(&[0xff, 0xff, 0xff, 0xff]).str32("x"), Err(ProtocolError::BadLength { .. })));
+        assert!(matches!(Reader::new(&[0x7f, 0xff, 0xff, 0xff]).str32("x"), Err(ProtocolError::BadLength { .. })));
+        assert!(matches!(Reader::new(&[0, 2, 0xc3, 0x28]).str16("x"), Err(ProtocolError::InvalidUtf8("x"))));
     }
 
     #[test]

@@ -8,11 +8,7 @@ use serde_json::Value;
 pub fn load(name: &str) -> Vec<Value> {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap().clone()
 }
 
 pub fn unhex(v: &Value) -> Vec<u8> {
@@ -24,9 +20,7 @@ fn s(f: &Value, k: &str) -> String {
 }
 
 fn i(f: &Value, k: &str) -> i64 {
-    f.get(k)
-        .and_then(Value::as_i64)
-        .unwrap_or_else(|| panic!("missing integer {k} in {f}"))
+    f.get(k).and_then(Value::as_i64).unwrap_or_else(|| panic!("missing integer {k} in {f}"))
 }
 
 fn result(f: &Value) -> ResultHead {
@@ -40,16 +34,8 @@ fn result(f: &Value) -> ResultHead {
         .map(|n| ExceptionCode::from_name(n).unwrap_or_else(|| panic!("unknown code {n}")))
         .unwrap_or(ExceptionCode::Unknown);
     // The message is only on the wire when the result is Failed.
-    let msg = if rc == ResultCode::Failed {
-        s(f, "msg")
-    } else {
-        String::new()
-    };
-    ResultHead {
-        result_code: rc,
-        msg,
-        exception_code: code,
-    }
+    let msg = if rc == ResultCode::Failed { s(f, "msg") } else { String::new() };
+    ResultHead { result_code: rc, msg, exception_code: code }
 }
 
 fn branch_type(f: &Value, k: &str) -> BranchType {
@@ -61,37 +47,21 @@ fn branch_status(f: &Value, k: &str) -> BranchStatus {
 }
 
 fn global_status(f: &Value, k: &str) -> Option<GlobalStatus> {
-    f.get(k)
-        .and_then(Value::as_str)
-        .map(|n| GlobalStatus::from_name(n).unwrap())
+    f.get(k).and_then(Value::as_str).map(|n| GlobalStatus::from_name(n).unwrap())
 }
 
 fn ids(f: &Value, k: &str) -> Option<Vec<u32>> {
-    f.get(k).and_then(Value::as_array).map(|a| {
-        a.iter()
-            .map(|v| u32::try_from(v.as_u64().unwrap()).unwrap())
-            .collect()
-    })
+    f.get(k).and_then(Value::as_array).map(|a| a.iter().map(|v| u32::try_from(v.as_u64().unwrap()).unwrap()).collect())
 }
 
 fn msgs(f: &Value, k: &str) -> Vec<Message> {
-    f[k].as_array()
-        .unwrap()
-        .iter()
-        .map(|m| build(m["message_type_code"].as_i64().unwrap(), &m["fields"]))
-        .collect()
+    f[k].as_array().unwrap().iter().map(|m| build(m["message_type_code"].as_i64().unwrap(), &m["fields"])).collect()
 }
 
 /// The message with type `code` and Java field map `f`.
 pub fn build(code: i64, f: &Value) -> Message {
-    let end_req = || GlobalEndRequest {
-        xid: s(f, "xid"),
-        extra_data: s(f, "extraData"),
-    };
-    let end_resp = || GlobalEndResponse {
-        result: result(f),
-        global_status: global_status(f, "globalStatus").unwrap(),
-    };
+    let end_req = || GlobalEndRequest { xid: s(f, "xid"), extra_data: s(f, "extraData") };
+    let end_resp = || GlobalEndResponse { result: result(f), global_status: global_status(f, "globalStatus").unwrap() };
     let reg_req = || BranchRegisterRequest {
         xid: s(f, "xid"),
         branch_type: branch_type(f, "branchType"),
@@ -119,10 +89,8 @@ pub fn build(code: i64, f: &Value) -> Message {
         extra_data: s(f, "extraData"),
         resource_ids: s(f, "resourceIds"),
     };
-    let register_resp = || RegisterResponse {
-        identified: f["identified"].as_bool().unwrap(),
-        version: s(f, "version"),
-    };
+    let register_resp =
+        || RegisterResponse { identified: f["identified"].as_bool().unwrap(), version: s(f, "version") };
     match code {
         1 => Message::GlobalBeginRequest(GlobalBeginRequest {
             timeout: i32::try_from(i(f, "timeout")).unwrap(),
@@ -142,10 +110,9 @@ pub fn build(code: i64, f: &Value) -> Message {
         9 => Message::GlobalRollbackRequest(end_req()),
         10 => Message::GlobalRollbackResponse(end_resp()),
         11 => Message::BranchRegisterRequest(reg_req()),
-        12 => Message::BranchRegisterResponse(BranchRegisterResponse {
-            result: result(f),
-            branch_id: i(f, "branchId"),
-        }),
+        12 => {
+            Message::BranchRegisterResponse(BranchRegisterResponse { result: result(f), branch_id: i(f, "branchId") })
+        }
         13 => Message::BranchReportRequest(BranchReportRequest {
             xid: s(f, "xid"),
             branch_id: i(f, "branchId"),
@@ -168,21 +135,13 @@ pub fn build(code: i64, f: &Value) -> Message {
             result: result(f),
             lockable: f["lockable"].as_bool().unwrap(),
         }),
-        59 => Message::MergedWarpMessage(MergedWarpMessage {
-            msgs: msgs(f, "msgs"),
-            msg_ids: ids(f, "msgIds"),
-        }),
-        60 => Message::MergeResultMessage(MergeResultMessage {
-            msgs: msgs(f, "msgs"),
-        }),
+        59 => Message::MergedWarpMessage(MergedWarpMessage { msgs: msgs(f, "msgs"), msg_ids: ids(f, "msgIds") }),
+        60 => Message::MergeResultMessage(MergeResultMessage { msgs: msgs(f, "msgs") }),
         121 => Message::BatchResultMessage(BatchResultMessage {
             msgs: msgs(f, "resultMessages"),
             msg_ids: ids(f, "msgIds").unwrap(),
         }),
-        101 => Message::RegisterTmRequest(RegisterRequest {
-            resource_ids: String::new(),
-            ..register()
-        }),
+        101 => Message::RegisterTmRequest(RegisterRequest { resource_ids: String::new(), ..register() }),
         102 => Message::RegisterTmResponse(register_resp()),
         103 => Message::RegisterRmRequest(register()),
         104 => Message::RegisterRmResponse(register_resp()),

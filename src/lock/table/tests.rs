@@ -19,21 +19,11 @@ fn rows(lock_key: &str) -> Vec<RowLock> {
 }
 
 fn owner(xid: &str, branch_id: i64) -> LockOwner {
-    LockOwner {
-        xid: xid.to_owned(),
-        transaction_id: 1000 + branch_id,
-        branch_id,
-    }
+    LockOwner { xid: xid.to_owned(), transaction_id: 1000 + branch_id, branch_id }
 }
 
-const AUTO: LockOptions = LockOptions {
-    auto_commit: true,
-    skip_check_lock: false,
-};
-const MANUAL: LockOptions = LockOptions {
-    auto_commit: false,
-    skip_check_lock: false,
-};
+const AUTO: LockOptions = LockOptions { auto_commit: true, skip_check_lock: false };
+const MANUAL: LockOptions = LockOptions { auto_commit: false, skip_check_lock: false };
 
 fn key(table: &str, pk: &str) -> String {
     row_key(RES, table, pk)
@@ -52,12 +42,7 @@ fn conflict(result: Result<AcquireOutcome, LockError>) -> LockConflict {
 
 /// No owner record may outlive its locks.
 fn assert_no_stray_records(table: &LockTable) {
-    let live: usize = table
-        .inner
-        .owners
-        .iter()
-        .filter(|r| !lock(&r.value().index).branches.is_empty())
-        .count();
+    let live: usize = table.inner.owners.iter().filter(|r| !lock(&r.value().index).branches.is_empty()).count();
     assert_eq!(live, table.inner.owners.len(), "empty owner records left");
 }
 
@@ -74,30 +59,12 @@ fn table_is_send_sync_and_cheap_to_clone() {
 #[test]
 fn acquire_and_read_back() {
     let table = LockTable::new();
-    let outcome = table
-        .acquire(owner("x", 1), &rows("t:1,2;u:3"), AUTO)
-        .unwrap();
-    assert_eq!(
-        outcome,
-        AcquireOutcome {
-            acquired: 3,
-            reentrant: 0
-        }
-    );
+    let outcome = table.acquire(owner("x", 1), &rows("t:1,2;u:3"), AUTO).unwrap();
+    assert_eq!(outcome, AcquireOutcome { acquired: 3, reentrant: 0 });
     assert_eq!(table.count(), 3);
     let info = table.holder(&key("u", "3")).unwrap();
-    assert_eq!(
-        (info.xid.as_str(), info.transaction_id, info.branch_id),
-        ("x", 1001, 1)
-    );
-    assert_eq!(
-        (
-            info.resource_id.as_str(),
-            info.table_name.as_str(),
-            info.pk.as_str()
-        ),
-        (RES, "u", "3")
-    );
+    assert_eq!((info.xid.as_str(), info.transaction_id, info.branch_id), ("x", 1001, 1));
+    assert_eq!((info.resource_id.as_str(), info.table_name.as_str(), info.pk.as_str()), (RES, "u", "3"));
     assert_eq!(info.row_key, key("u", "3"));
     assert!(table.holder(&key("u", "4")).is_none());
 }
@@ -105,10 +72,7 @@ fn acquire_and_read_back() {
 #[test]
 fn empty_request_takes_nothing() {
     let table = LockTable::new();
-    assert_eq!(
-        table.acquire(owner("x", 1), &[], AUTO),
-        Ok(AcquireOutcome::default())
-    );
+    assert_eq!(table.acquire(owner("x", 1), &[], AUTO), Ok(AcquireOutcome::default()));
     assert!(table.inner.owners.is_empty());
 }
 
@@ -128,25 +92,13 @@ fn same_xid_is_reentrant_and_keeps_the_first_branch() {
     let table = LockTable::new();
     table.acquire(owner("x", 1), &rows("t:1,2"), AUTO).unwrap();
     let outcome = table.acquire(owner("x", 2), &rows("t:2,3"), AUTO).unwrap();
-    assert_eq!(
-        outcome,
-        AcquireOutcome {
-            acquired: 1,
-            reentrant: 1
-        }
-    );
+    assert_eq!(outcome, AcquireOutcome { acquired: 1, reentrant: 1 });
     assert_eq!(table.holder(&key("t", "2")).unwrap().branch_id, 1);
     assert_eq!(table.holder(&key("t", "3")).unwrap().branch_id, 2);
 
     // All already held: success, nothing written.
     let again = table.acquire(owner("x", 3), &rows("t:1,3"), AUTO).unwrap();
-    assert_eq!(
-        again,
-        AcquireOutcome {
-            acquired: 0,
-            reentrant: 2
-        }
-    );
+    assert_eq!(again, AcquireOutcome { acquired: 0, reentrant: 2 });
     assert_eq!(table.count(), 3);
 
     // Releasing branch 1 unlocks row 2 although branch 2 also covered it (Seata does the same).
@@ -205,10 +157,7 @@ fn fail_fast_needs_auto_commit_off_and_a_rolling_back_holder() {
     // Rolling back and autoCommit=false: fail-fast.
     let c = conflict(table.acquire(owner("b", 2), &rows("t:1"), MANUAL));
     assert!(c.fail_fast);
-    assert_eq!(
-        LockError::Conflict(c).code(),
-        ExceptionCode::LockKeyConflictFailFast
-    );
+    assert_eq!(LockError::Conflict(c).code(), ExceptionCode::LockKeyConflictFailFast);
 }
 
 #[test]
@@ -244,18 +193,9 @@ fn rolling_back_flag_is_per_xid_and_ends_with_its_locks() {
 fn skip_check_lock_still_checks() {
     let table = LockTable::new();
     table.acquire(owner("a", 1), &rows("t:1"), AUTO).unwrap();
-    let skip = LockOptions {
-        auto_commit: true,
-        skip_check_lock: true,
-    };
+    let skip = LockOptions { auto_commit: true, skip_check_lock: true };
     conflict(table.acquire(owner("b", 2), &rows("t:1"), skip));
-    assert_eq!(
-        table.acquire(owner("a", 2), &rows("t:1,2"), skip),
-        Ok(AcquireOutcome {
-            acquired: 1,
-            reentrant: 1
-        })
-    );
+    assert_eq!(table.acquire(owner("a", 2), &rows("t:1,2"), skip), Ok(AcquireOutcome { acquired: 1, reentrant: 1 }));
 }
 
 #[test]
@@ -303,17 +243,11 @@ fn is_lockable_with_and_without_xid() {
 
 #[test]
 fn too_many_rows_is_refused_up_front() {
-    let table = LockTable::with_config(LockTableConfig {
-        max_rows_per_acquire: 3,
-        shards: 4,
-    });
+    let table = LockTable::with_config(LockTableConfig { max_rows_per_acquire: 3, shards: 4 });
     assert_eq!(table.max_rows_per_acquire(), 3);
     assert_eq!(
         table.acquire(owner("x", 1), &rows("t:1,2,3,4"), AUTO),
-        Err(LockError::TooManyRows {
-            requested: Some(4),
-            limit: 3
-        })
+        Err(LockError::TooManyRows { requested: Some(4), limit: 3 })
     );
     assert_eq!(table.count(), 0);
     assert!(table.acquire(owner("x", 1), &rows("t:1,2,3"), AUTO).is_ok());
@@ -321,13 +255,8 @@ fn too_many_rows_is_refused_up_front() {
 
 #[test]
 fn a_single_shard_works() {
-    let table = LockTable::with_config(LockTableConfig {
-        max_rows_per_acquire: 100,
-        shards: 0,
-    });
-    table
-        .acquire(owner("x", 1), &rows("t:1,2,3"), AUTO)
-        .unwrap();
+    let table = LockTable::with_config(LockTableConfig { max_rows_per_acquire: 100, shards: 0 });
+    table.acquire(owner("x", 1), &rows("t:1,2,3"), AUTO).unwrap();
     conflict(table.acquire(owner("y", 2), &rows("t:4,3"), AUTO));
     assert_eq!(table.release_global("x"), 3);
 }
@@ -335,23 +264,16 @@ fn a_single_shard_works() {
 #[test]
 fn snapshot_filters_and_orders() {
     let table = LockTable::new();
-    table
-        .acquire(owner("x", 1), &rows("t:1,2;u:1"), AUTO)
-        .unwrap();
+    table.acquire(owner("x", 1), &rows("t:1,2;u:1"), AUTO).unwrap();
     thread::sleep(Duration::from_millis(2));
-    table
-        .acquire(owner("y", 2), &parse_lock_key("jdbc:other", "t:9"), AUTO)
-        .unwrap();
+    table.acquire(owner("y", 2), &parse_lock_key("jdbc:other", "t:9"), AUTO).unwrap();
 
     let all = table.snapshot(&LockFilter::default());
     assert_eq!(all.len(), 4);
     assert_eq!(all[0].xid, "y", "newest first");
     assert!(all[1..].windows(2).all(|w| w[0].row_key <= w[1].row_key));
 
-    let by_table = table.snapshot(&LockFilter {
-        table_name: Some("t".to_owned()),
-        ..LockFilter::default()
-    });
+    let by_table = table.snapshot(&LockFilter { table_name: Some("t".to_owned()), ..LockFilter::default() });
     assert_eq!(by_table.len(), 3);
 
     let by_xid_and_table = table.snapshot(&LockFilter {
@@ -359,13 +281,7 @@ fn snapshot_filters_and_orders() {
         table_name: Some("t".to_owned()),
         ..LockFilter::default()
     });
-    assert_eq!(
-        by_xid_and_table
-            .iter()
-            .map(|l| l.pk.as_str())
-            .collect::<Vec<_>>(),
-        ["1", "2"]
-    );
+    assert_eq!(by_xid_and_table.iter().map(|l| l.pk.as_str()).collect::<Vec<_>>(), ["1", "2"]);
 
     let exact = LockFilter {
         transaction_id: Some(1002),
@@ -375,10 +291,7 @@ fn snapshot_filters_and_orders() {
         ..LockFilter::default()
     };
     assert_eq!(table.snapshot(&exact).len(), 1);
-    let none = LockFilter {
-        xid: Some("nobody".to_owned()),
-        ..LockFilter::default()
-    };
+    let none = LockFilter { xid: Some("nobody".to_owned()), ..LockFilter::default() };
     assert!(table.snapshot(&none).is_empty());
 }
 
@@ -393,23 +306,14 @@ fn concurrent_overlapping_acquires_keep_rows_exclusive() {
     const ROUNDS: usize = 400;
     const POOL: usize = 24;
 
-    let table = LockTable::with_config(LockTableConfig {
-        max_rows_per_acquire: 100,
-        shards: 8,
-    });
+    let table = LockTable::with_config(LockTableConfig { max_rows_per_acquire: 100, shards: 8 });
     let occupancy: Arc<Vec<AtomicI64>> = Arc::new((0..POOL).map(|_| AtomicI64::new(0)).collect());
-    let pool: Arc<Vec<RowLock>> = Arc::new(
-        (0..POOL)
-            .map(|i| RowLock::new(RES, "t", &i.to_string()))
-            .collect(),
-    );
+    let pool: Arc<Vec<RowLock>> = Arc::new((0..POOL).map(|i| RowLock::new(RES, "t", &i.to_string())).collect());
     // A long-lived holder that is rolling back, so conflicts and fail-fast answers happen even if
     // the workers never overlap in time (a single CPU).
     const PINNED: usize = 3;
     const PINNED_BY: i64 = -1;
-    table
-        .acquire(owner("pinned", 0), &pool[..PINNED], AUTO)
-        .unwrap();
+    table.acquire(owner("pinned", 0), &pool[..PINNED], AUTO).unwrap();
     assert!(table.mark_rollbacking("pinned"));
     for slot in &occupancy[..PINNED] {
         slot.store(PINNED_BY, Ordering::SeqCst);
@@ -436,28 +340,18 @@ fn concurrent_overlapping_acquires_keep_rows_exclusive() {
                         // Others (branch 1 runs with autoCommit=false) may now fail fast on us.
                         table.mark_rollbacking(&xid);
                     }
-                    let picks: Vec<usize> = (0..rng.gen_range(1..=4))
-                        .map(|_| rng.gen_range(0..POOL))
-                        .collect();
+                    let picks: Vec<usize> = (0..rng.gen_range(1..=4)).map(|_| rng.gen_range(0..POOL)).collect();
                     let req: Vec<RowLock> = picks.iter().map(|&i| pool[i].clone()).collect();
                     let before: BTreeSet<usize> = mine.values().flatten().copied().collect();
                     let opts = if branch == 1 { MANUAL } else { AUTO };
                     match table.acquire(owner(&xid, branch), &req, opts) {
                         Ok(outcome) => {
                             successes += 1;
-                            let fresh: BTreeSet<usize> = picks
-                                .iter()
-                                .copied()
-                                .filter(|i| !before.contains(i))
-                                .collect();
+                            let fresh: BTreeSet<usize> =
+                                picks.iter().copied().filter(|i| !before.contains(i)).collect();
                             assert_eq!(outcome.acquired, fresh.len());
                             for &i in &fresh {
-                                let prev = occupancy[i].compare_exchange(
-                                    0,
-                                    me,
-                                    Ordering::SeqCst,
-                                    Ordering::SeqCst,
-                                );
+                                let prev = occupancy[i].compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst);
                                 assert_eq!(prev, Ok(0), "row {i} held twice");
                             }
                             mine.insert(branch, fresh.into_iter().collect());
@@ -470,22 +364,14 @@ fn concurrent_overlapping_acquires_keep_rows_exclusive() {
                         }
                         Err(e) => panic!("unexpected {e:?}"),
                     }
-                    let expected: BTreeSet<String> = mine
-                        .values()
-                        .flatten()
-                        .map(|&i| pool[i].row_key().to_owned())
-                        .collect();
+                    let expected: BTreeSet<String> =
+                        mine.values().flatten().map(|&i| pool[i].row_key().to_owned()).collect();
                     assert_eq!(held_keys(&table, &xid), expected);
                 }
                 thread::yield_now();
                 let free = |rows: &[usize]| {
                     for &i in rows {
-                        let prev = occupancy[i].compare_exchange(
-                            me,
-                            0,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        );
+                        let prev = occupancy[i].compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
                         assert_eq!(prev, Ok(me), "row {i} not ours at release");
                     }
                 };
@@ -511,9 +397,7 @@ fn concurrent_overlapping_acquires_keep_rows_exclusive() {
     let mut fail_fasts = 0;
     for _ in 0..THREADS {
         // A deadlock or a panicked thread shows up here instead of hanging the suite.
-        let (s, c, f) = done_rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("a worker deadlocked or panicked");
+        let (s, c, f) = done_rx.recv_timeout(Duration::from_secs(120)).expect("a worker deadlocked or panicked");
         successes += s;
         conflicts += c;
         fail_fasts += f;
@@ -557,9 +441,7 @@ fn concurrent_release_and_acquire_of_one_xid_leave_nothing_behind() {
     }
     drop(done_tx);
     for _ in 0..4 {
-        done_rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("a worker deadlocked or panicked");
+        done_rx.recv_timeout(Duration::from_secs(120)).expect("a worker deadlocked or panicked");
     }
     let indexed = table.locks_of("shared").len();
     assert_eq!(indexed, table.count(), "every held row is reachable by xid");
@@ -571,26 +453,11 @@ fn concurrent_release_and_acquire_of_one_xid_leave_nothing_behind() {
 /// An operation of the model-based property test.
 #[derive(Debug, Clone)]
 enum Op {
-    Acquire {
-        xid: usize,
-        branch: i64,
-        rows: Vec<usize>,
-        auto_commit: bool,
-    },
-    ReleaseBranch {
-        xid: usize,
-        branch: i64,
-    },
-    ReleaseGlobal {
-        xid: usize,
-    },
-    MarkRollbacking {
-        xid: usize,
-    },
-    IsLockable {
-        xid: Option<usize>,
-        rows: Vec<usize>,
-    },
+    Acquire { xid: usize, branch: i64, rows: Vec<usize>, auto_commit: bool },
+    ReleaseBranch { xid: usize, branch: i64 },
+    ReleaseGlobal { xid: usize },
+    MarkRollbacking { xid: usize },
+    IsLockable { xid: Option<usize>, rows: Vec<usize> },
 }
 
 fn op() -> impl Strategy<Value = Op> {
