@@ -165,3 +165,33 @@ async fn kill_9_loses_nothing_acknowledged() {
     );
     drop(child);
 }
+
+#[tokio::test]
+async fn sigterm_finishes_requests_flushes_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = spawn_server(dir.path(), port);
+    wait_listening(addr).await;
+    let tm = tm(addr).await;
+    let xid = begin(&tm, 60_000).await;
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.0.wait().unwrap();
+        std::mem::forget(server);
+        s
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    // The begun transaction is still there after a restart.
+    let _server = spawn_server(dir.path(), port);
+    wait_listening(addr).await;
+    let tm = common::tm(addr).await;
+    assert_eq!(status_of(&tm, &xid).await, GlobalStatus::Begin);
+}
+
+async fn status_of(c: &RpcClient, xid: &str) -> GlobalStatus {
+    common::status(c, xid).await
+}
