@@ -106,6 +106,12 @@ impl NodeOptions {
             rpc_tc_request_timeout: t.rpc_tc_request_timeout,
             batch_response: t.enable_tc_server_batch_send_response,
             parallel_merged: srv.enable_parallel_request_handle,
+            auth: crate::transport::AuthConfig {
+                enabled: srv.enable_check_auth,
+                access_key: srv.auth.access_key.clone(),
+                secret_key: srv.auth.secret_key.as_ref().map(|s| s.expose().to_owned()),
+                max_clock_skew: srv.auth.max_clock_skew,
+            },
             ..TransportConfig::default()
         };
         NodeOptions { coordinator, transport, drain: Some(t.shutdown_wait.min(Duration::from_secs(30))) }

@@ -167,3 +167,43 @@ async fn an_rm_that_never_answers_is_retried_until_it_does() {
     assert_eq!(log.commits(), vec![b, b, b]);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn registration_auth_refuses_unsigned_tms_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_on(dir.path(), |o| {
+        o.transport.auth = seata_server::transport::AuthConfig {
+            enabled: true,
+            access_key: Some("ak1".into()),
+            secret_key: Some("sk1".into()),
+            max_clock_skew: Duration::from_secs(300),
+        }
+    })
+    .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let digest = seata_server::transport::ram_sign(&format!("{GROUP},10.1.1.1,{now}"), "sk1").unwrap();
+    let reg = |extra: String| {
+        Message::RegisterTmRequest(RegisterRequest {
+            version: "2.2.0".into(),
+            application_id: APP.into(),
+            transaction_service_group: GROUP.into(),
+            extra_data: extra,
+            resource_ids: String::new(),
+        })
+    };
+    let signed = format!("ak=ak1\ndigest={digest}\ntimestamp={now}\nauthVersion=V4\nvgroup={GROUP}\nip=10.1.1.1\n");
+    let (good, _) = RpcClient::connect(s.addr).await.unwrap();
+    assert!(matches!(good.call(&reg(signed.clone())).await.unwrap(), Message::RegisterTmResponse(r) if r.identified));
+    let xid = begin(&good, 60_000).await;
+    assert_eq!(status(&good, &xid).await, GlobalStatus::Begin);
+
+    let (bad, _) = RpcClient::connect(s.addr).await.unwrap();
+    let forged = signed.replace("ip=10.1.1.1", "ip=10.9.9.9");
+    assert!(matches!(bad.call(&reg(forged)).await.unwrap(), Message::RegisterTmResponse(r) if !r.identified));
+    // Still unregistered: a transaction request closes the connection.
+    let m = Message::GlobalBeginRequest(GlobalBeginRequest { timeout: 1000, transaction_name: "x".into() });
+    assert!(bad.call(&m).await.is_err());
+    // RMs carry no auth data and are accepted.
+    let (_rm, _) = rm(s.addr, &[DB]).await;
+    s.shutdown().await;
+}

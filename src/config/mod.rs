@@ -47,10 +47,10 @@ pub use cli::Cli;
 pub use error::{ConfigError, Origin};
 pub use host::detect_host;
 pub use settings::{
-    ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey, LogFormat, LogLevel,
-    LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings, RecoverySettings, Secret, SecuritySettings,
-    ServerSettings, SessionSettings, Settings, StoreMode, StoreSettings, TransportLimits, TransportSettings,
-    UndoSettings,
+    AuthSettings, ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey, LogFormat,
+    LogLevel, LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings, RecoverySettings, Secret,
+    SecuritySettings, ServerSettings, SessionSettings, Settings, StoreMode, StoreSettings, TransportLimits,
+    TransportSettings, UndoSettings,
 };
 
 use keys::{normalize, LEGACY_EXPOSED};

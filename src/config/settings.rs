@@ -95,8 +95,11 @@ pub struct ServerSettings {
     pub xaer_nota_retry_timeout: Duration,
     /// `distributed-lock-expire-time` (10 000 ms): TTL of the recovery-job lock shared by nodes.
     pub distributed_lock_expire_time: Duration,
-    /// `enable-check-auth` (true): run the registration auth hook (which accepts everyone).
+    /// `enable-check-auth` (true): run the registration auth check. Like seata-server it accepts
+    /// everyone unless credentials are configured in `auth.*`.
     pub enable_check_auth: bool,
+    /// `auth.*` (extension): the access key and secret key TMs must sign their registration with.
+    pub auth: AuthSettings,
     /// `enable-parallel-request-handle` (true): handle merged sub-requests in parallel.
     pub enable_parallel_request_handle: bool,
     /// `enable-parallel-handle-branch` (false): phase two of different resources in parallel.
@@ -123,6 +126,7 @@ impl Default for ServerSettings {
             xaer_nota_retry_timeout: Duration::from_millis(60_000),
             distributed_lock_expire_time: Duration::from_millis(10_000),
             enable_check_auth: true,
+            auth: AuthSettings::default(),
             enable_parallel_request_handle: true,
             enable_parallel_handle_branch: false,
             application_data_limit: 64_000,
@@ -131,6 +135,25 @@ impl Default for ServerSettings {
             undo: UndoSettings::default(),
             session: SessionSettings::default(),
         }
+    }
+}
+
+/// `seata.server.auth.*` (extension keys): registration credentials. Java TMs configured with
+/// `seata.access-key`/`seata.secret-key` sign their RegisterTM with Seata's V4 signature; with
+/// `enable-check-auth` on and a secret key set here, registrations must carry a valid one.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `access-key`: the access key TMs must present (`ak=` in the registration).
+    pub access_key: Option<String>,
+    /// `secret-key`: the key signatures are checked with.
+    pub secret_key: Option<Secret>,
+    /// `max-clock-skew` (300 000 ms): how far a registration's timestamp may be from now.
+    pub max_clock_skew: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { access_key: None, secret_key: None, max_clock_skew: Duration::from_secs(300) }
     }
 }
 

@@ -10,8 +10,8 @@ use super::error::{ConfigError, Origin};
 use super::host::{derive_server_node, validate_host};
 use super::keys::{classify, normalize, KeyClass};
 use super::settings::{
-    ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey, LogFormat, LogLevel,
-    LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings, RecoverySettings, SecuritySettings,
+    AuthSettings, ConsoleSettings, DbStoreSettings, DbType, FileStoreSettings, FlushDiskMode, IgnoredKey, LogFormat,
+    LogLevel, LogSettings, MetricsExporter, MetricsRegistryType, MetricsSettings, RecoverySettings, SecuritySettings,
     ServerSettings, SessionSettings, Settings, StoreMode, StoreSettings, TransportLimits, TransportSettings,
     UndoSettings,
 };
@@ -459,6 +459,11 @@ fn read_server(r: &mut Reader<'_>) -> Result<ServerSettings, ConfigError> {
             period,
         )?,
         enable_check_auth: r.get("seata.server.enable-check-auth", d.enable_check_auth, parse_bool)?,
+        auth: AuthSettings {
+            access_key: r.non_empty("seata.server.auth.access-key")?.map(|s| s.trim().to_owned()),
+            secret_key: r.non_empty("seata.server.auth.secret-key")?.map(super::Secret::new),
+            max_clock_skew: r.get("seata.server.auth.max-clock-skew", d.auth.max_clock_skew, millis)?,
+        },
         enable_parallel_request_handle: r.get(
             "seata.server.enable-parallel-request-handle",
             d.enable_parallel_request_handle,

@@ -179,6 +179,16 @@ async fn handle(state: ServerState, conn: Arc<Conn>, req: Frame, msg: Message, _
 /// RM registrations add resources. Registration is accepted as seata-server's default handler
 /// does.
 fn register(state: &ServerState, conn: &Conn, req: RegisterRequest, rm: bool) -> Message {
+    let cfg = state.transport.config();
+    let now = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    if let Err(e) = super::auth::check(&cfg.auth, &req, rm, now) {
+        warn!(application_id = %req.application_id, error = %e, "registration refused");
+        let resp = RegisterResponse { identified: false, version: cfg.server_version.clone() };
+        return if rm { Message::RegisterRmResponse(resp) } else { Message::RegisterTmResponse(resp) };
+    }
     {
         let mut r = conn.registration();
         if !(r.tm || r.rm) {
@@ -206,7 +216,7 @@ fn register(state: &ServerState, conn: &Conn, req: RegisterRequest, rm: bool) ->
         version = %req.version,
         "client registered"
     );
-    let resp = RegisterResponse { identified: true, version: state.transport.config().server_version.clone() };
+    let resp = RegisterResponse { identified: true, version: cfg.server_version.clone() };
     if rm {
         Message::RegisterRmResponse(resp)
     } else {

@@ -4,6 +4,7 @@
 //! Everything is bounded: connections (a semaphore), frame size (the codec), requests in flight
 //! per connection, the write queue of each connection, and the wait for an RM's answer.
 
+mod auth;
 mod channels;
 mod connection;
 mod dispatch;
@@ -20,6 +21,7 @@ use seata_protocol::{BranchStatus, BranchType, CodecContext, Frame, Message};
 use tokio::sync::oneshot;
 use tracing::debug;
 
+pub use auth::{ram_sign, AuthConfig, AuthError};
 pub use channels::{Channels, Conn, Registration};
 pub use server::{serve, ServerState};
 
@@ -47,6 +49,8 @@ pub struct TransportConfig {
     pub server_version: String,
     /// Handle the sub-requests of a merged request in parallel (`enableParallelRequestHandle`).
     pub parallel_merged: bool,
+    /// Registration auth.
+    pub auth: AuthConfig,
 }
 
 impl Default for TransportConfig {
@@ -61,6 +65,7 @@ impl Default for TransportConfig {
             write_queue: 1024,
             server_version: "2.2.0".into(),
             parallel_merged: true,
+            auth: AuthConfig::default(),
         }
     }
 }
