@@ -36,11 +36,21 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds a node over `store` and reloads every unfinished session from it.
+    /// Builds a node over `store` (row locks in memory) and reloads every unfinished session.
     pub async fn start(opts: NodeOptions, store: Arc<dyn SessionStore>) -> Result<Node, StoreError> {
+        Self::start_with(opts, store, Arc::new(crate::lock::LockTable::new())).await
+    }
+
+    /// Builds a node over `store` with row locks in `locks` (Seata's `lock_table` in db mode).
+    pub async fn start_with(
+        opts: NodeOptions,
+        store: Arc<dyn SessionStore>,
+        locks: Arc<dyn crate::lock::LockStore>,
+    ) -> Result<Node, StoreError> {
         let transport = Transport::new(opts.transport);
         let rms: Arc<dyn crate::coordinator::ResourceManagers> = transport.clone();
-        let coordinator = Coordinator::new(opts.coordinator, Arc::clone(&store), rms);
+        let clock = crate::coordinator::system_clock();
+        let coordinator = Coordinator::with_parts(opts.coordinator, Arc::clone(&store), locks, rms, clock);
         coordinator.recover().await?;
         Ok(Node { coordinator, transport, store, drain: opts.drain.unwrap_or(Duration::from_secs(3)) })
     }
@@ -96,6 +106,8 @@ impl NodeOptions {
             recovery_period: period,
             undo_log_save_days: i16::try_from(srv.undo.log_save_days).unwrap_or(i16::MAX),
             undo_log_delete_period: srv.undo.log_delete_period,
+            query_limit: usize::try_from(s.store.db.query_limit).unwrap_or(1000),
+            rpc_timeout: s.transport.rpc_tc_request_timeout,
             ..CoordinatorConfig::default()
         };
         let t = &s.transport;

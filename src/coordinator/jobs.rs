@@ -78,6 +78,12 @@ impl Coordinator {
     /// data stays protected), and adopts sessions that were mid phase two. Returns how many
     /// sessions are live.
     pub async fn recover(&self) -> Result<usize, StoreError> {
+        if self.shared() {
+            // Several nodes share the store: nothing is loaded up front. Sessions are read when
+            // asked for, and the recovery rounds claim the ones that need work.
+            info!("shared store: sessions are loaded on demand");
+            return Ok(0);
+        }
         let stored = self.inner.store.load_all().await?;
         let mut discard = Vec::new();
         for st in stored {
@@ -132,6 +138,7 @@ impl Coordinator {
     /// One scan: time out expired Begin sessions and hand every session due for phase two to a
     /// driver. Returns how many sessions were handed over.
     pub async fn recovery_round(&self) -> usize {
+        self.adopt_due().await;
         let now = self.now();
         let dead = i64::try_from(self.inner.cfg.dead_threshold.as_millis()).unwrap_or(i64::MAX);
         let mut due: Vec<Arc<SessionEntry>> = Vec::new();
@@ -167,7 +174,15 @@ impl Coordinator {
             };
             if s.status() == GlobalStatus::Begin && s.is_timed_out(self.now()) {
                 if let Err(e) = self.begin_timeout_rollback(&entry, &mut s).await {
-                    warn!(xid = %entry.xid, error = %e, "timeout rollback could not start");
+                    drop(s);
+                    if self.is_stale(&e) {
+                        // Another node moved it first: take the store's view and go on from there.
+                        if matches!(self.refresh(&entry).await, Ok(true)) {
+                            due.push(entry);
+                        }
+                    } else {
+                        warn!(xid = %entry.xid, error = %e, "timeout rollback could not start");
+                    }
                     continue;
                 }
                 drop(s);

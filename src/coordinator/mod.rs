@@ -23,6 +23,7 @@ mod jobs;
 mod phase2;
 mod requests;
 mod rm;
+mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,10 @@ pub struct CoordinatorConfig {
     pub session_lock_timeout: Duration,
     /// Most sessions driven through phase two at once by the recovery jobs.
     pub max_concurrent_phase2: usize,
+    /// Rows one page of a shared-store recovery scan reads (`store.db.queryLimit`).
+    pub query_limit: usize,
+    /// How long an RM may take to answer phase two (sizes the recovery claims).
+    pub rpc_timeout: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -106,6 +111,8 @@ impl Default for CoordinatorConfig {
             undo_log_delete_period: Duration::from_millis(86_400_000),
             session_lock_timeout: Duration::from_secs(2),
             max_concurrent_phase2: 256,
+            query_limit: 1000,
+            rpc_timeout: Duration::from_secs(15),
         }
     }
 }

@@ -258,6 +258,26 @@ impl Coordinator {
         let Some(_guard) = entry.try_drive() else {
             return;
         };
+        if !self.claim(entry).await {
+            return; // another node is driving it
+        }
+        self.drive_claimed(entry).await;
+        self.unclaim(entry).await;
+    }
+
+    async fn drive_claimed(&self, entry: &Arc<SessionEntry>) {
+        if self.shared() {
+            // Drive what the store holds, not what this node last saw.
+            match self.refresh(entry).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    warn!(xid = %entry.xid, error = %e, "could not re-read a session before recovery");
+                    self.back_off(entry);
+                    return;
+                }
+            }
+        }
         let status = entry.status();
         let result = if status.is_committing() || status == GlobalStatus::Committed {
             self.drive_commit(entry).await

@@ -109,7 +109,38 @@ impl Coordinator {
 
     /// GlobalStatus: the stored status, or Finished for an unknown XID.
     pub async fn global_status(&self, xid: &str) -> GlobalEndResponse {
-        GlobalEndResponse::success(self.session(xid).map_or(GlobalStatus::Finished, |e| e.status()))
+        if !self.shared() {
+            return GlobalEndResponse::success(self.session(xid).map_or(GlobalStatus::Finished, |e| e.status()));
+        }
+        // Another node may have changed it: the store answers.
+        match self.inner.store.load(xid).await {
+            Ok(Some(s)) => GlobalEndResponse::success(s.global.status),
+            Ok(None) => GlobalEndResponse::success(GlobalStatus::Finished),
+            Err(e) => {
+                GlobalEndResponse { result: TxError::from(e).result_head(), global_status: GlobalStatus::UnKnown }
+            }
+        }
+    }
+
+    /// Runs `op` on the session of `xid`; when a shared store says our copy was stale, re-reads
+    /// it and runs `op` once more. `Ok(None)`: no such session.
+    async fn with_session<T, F, Fut>(&self, xid: &str, op: F) -> Result<Option<T>, TxError>
+    where
+        F: Fn(Arc<SessionEntry>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, TxError>>,
+    {
+        let Some(entry) = self.find(xid).await? else { return Ok(None) };
+        match op(Arc::clone(&entry)).await {
+            Err(e) if self.is_stale(&e) => {
+                debug!(xid, error = %e, "stale session; re-reading it from the store");
+                if self.refresh(&entry).await? {
+                    op(entry).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+            other => other.map(Some),
+        }
     }
 
     /// The answer for a failed commit/rollback: the error plus the re-read status (§0.6).
@@ -120,11 +151,17 @@ impl Coordinator {
 
     /// GlobalCommit (TC-BEHAVIOR §3.5, §2.4, §2.8).
     pub async fn commit(&self, xid: &str) -> GlobalEndResponse {
-        let Some(entry) = self.session(xid) else {
-            return GlobalEndResponse::success(GlobalStatus::Finished);
+        let op = |e: Arc<SessionEntry>| async move {
+            // The branch list decides phase two: with other nodes registering branches, read it
+            // from the store first (Seata's db mode does the same).
+            if self.shared() && !self.refresh(&e).await? {
+                return Ok(GlobalStatus::Finished);
+            }
+            self.commit_inner(&e).await
         };
-        match self.commit_inner(&entry).await {
-            Ok(status) => GlobalEndResponse::success(status),
+        match self.with_session(xid, op).await {
+            Ok(Some(status)) => GlobalEndResponse::success(status),
+            Ok(None) => GlobalEndResponse::success(GlobalStatus::Finished),
             Err(e) => {
                 warn!(xid, error = %e, "global commit failed");
                 self.failed_end(xid, &e)
@@ -209,11 +246,15 @@ impl Coordinator {
 
     /// GlobalRollback (TC-BEHAVIOR §3.6, §2.5).
     pub async fn rollback(&self, xid: &str) -> GlobalEndResponse {
-        let Some(entry) = self.session(xid) else {
-            return GlobalEndResponse::success(GlobalStatus::Finished);
+        let op = |e: Arc<SessionEntry>| async move {
+            if self.shared() && !self.refresh(&e).await? {
+                return Ok(GlobalStatus::Finished);
+            }
+            self.rollback_inner(&e).await
         };
-        match self.rollback_inner(&entry).await {
-            Ok(status) => GlobalEndResponse::success(status),
+        match self.with_session(xid, op).await {
+            Ok(Some(status)) => GlobalEndResponse::success(status),
+            Ok(None) => GlobalEndResponse::success(GlobalStatus::Finished),
             Err(e) => {
                 warn!(xid, error = %e, "global rollback failed");
                 self.failed_end(xid, &e)
@@ -294,8 +335,10 @@ impl Coordinator {
     /// GlobalReport (TC-BEHAVIOR §3.8; the Saga engine reports its own outcome).
     pub async fn global_report(&self, req: GlobalReportRequest) -> GlobalEndResponse {
         let reported = req.global_status.unwrap_or(GlobalStatus::Finished);
-        let Some(entry) = self.session(&req.xid) else {
-            return GlobalEndResponse::success(reported);
+        let entry = match self.find(&req.xid).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return GlobalEndResponse::success(reported),
+            Err(e) => return GlobalEndResponse { result: e.result_head(), global_status: reported },
         };
         let result: Result<GlobalStatus, TxError> = async {
             let mut s = self.lock_entry(&entry).await?;
@@ -329,7 +372,15 @@ impl Coordinator {
 
     /// BranchRegister (TC-BEHAVIOR §3.3): the branch, and for AT its row locks, all or nothing.
     pub async fn branch_register(&self, client: &ClientInfo, req: BranchRegisterRequest) -> BranchRegisterResponse {
-        match self.branch_register_inner(client, req).await {
+        let xid = req.xid.clone();
+        let result = self
+            .with_session(&xid, |entry| {
+                let req = req.clone();
+                async move { self.branch_register_inner(client, &entry, req).await }
+            })
+            .await
+            .and_then(|id| id.ok_or_else(|| TxError::GlobalNotFound(xid.clone())));
+        match result {
             Ok(branch_id) => BranchRegisterResponse { result: ResultHead::success(), branch_id },
             Err(e) => {
                 match &e {
@@ -341,8 +392,12 @@ impl Coordinator {
         }
     }
 
-    async fn branch_register_inner(&self, client: &ClientInfo, req: BranchRegisterRequest) -> Result<i64, TxError> {
-        let entry = self.session(&req.xid).ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
+    async fn branch_register_inner(
+        &self,
+        client: &ClientInfo,
+        entry: &SessionEntry,
+        req: BranchRegisterRequest,
+    ) -> Result<i64, TxError> {
         let data_len = req.application_data.len();
         if data_len > self.inner.cfg.application_data_limit {
             warn!(xid = %req.xid, len = data_len, "applicationData larger than the limit");
@@ -350,7 +405,7 @@ impl Coordinator {
                 return Err(TxError::ApplicationDataTooLarge(data_len, self.inner.cfg.application_data_limit));
             }
         }
-        let mut s = self.lock_entry(&entry).await?;
+        let mut s = self.lock_entry(entry).await?;
         if req.branch_type != BranchType::SAGA {
             if !s.active {
                 return Err(TxError::NotActive(req.xid, s.status()));
@@ -396,9 +451,26 @@ impl Coordinator {
 
     /// BranchReport (TC-BEHAVIOR §3.4): new status and, when not empty, new application data.
     pub async fn branch_report(&self, req: BranchReportRequest) -> BranchReportResponse {
-        let result = async {
-            let entry = self.session(&req.xid).ok_or_else(|| TxError::GlobalNotFound(req.xid.clone()))?;
-            let mut s = self.lock_entry(&entry).await?;
+        let xid = req.xid.clone();
+        let result = self
+            .with_session(&xid, |entry| {
+                let req = req.clone();
+                async move { self.branch_report_inner(&entry, req).await }
+            })
+            .await
+            .and_then(|r| r.ok_or_else(|| TxError::GlobalNotFound(xid.clone())));
+        match result {
+            Ok(()) => BranchReportResponse { result: ResultHead::success() },
+            Err(e) => {
+                warn!(xid = %req.xid, branch_id = req.branch_id, error = %e, "branch report failed");
+                BranchReportResponse { result: e.result_head() }
+            }
+        }
+    }
+
+    async fn branch_report_inner(&self, entry: &SessionEntry, req: BranchReportRequest) -> Result<(), TxError> {
+        {
+            let mut s = self.lock_entry(entry).await?;
             if s.branch(req.branch_id).is_none() {
                 return Err(TxError::BranchNotFound(req.xid.clone(), req.branch_id));
             }
@@ -416,16 +488,8 @@ impl Coordinator {
                     b.application_data = data;
                 }
             }
-            Ok(())
         }
-        .await;
-        match result {
-            Ok(()) => BranchReportResponse { result: ResultHead::success() },
-            Err(e) => {
-                warn!(xid = %req.xid, branch_id = req.branch_id, error = %e, "branch report failed");
-                BranchReportResponse { result: e.result_head() }
-            }
-        }
+        Ok(())
     }
 
     /// GlobalLockQuery (TC-BEHAVIOR §3.9): would these rows be lockable for `xid`? Never takes

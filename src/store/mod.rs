@@ -25,6 +25,7 @@ use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 pub mod contract;
 pub mod file;
 pub mod group_commit;
+pub mod memory;
 
 pub use file::{FileStore, FileStoreOptions};
 pub use group_commit::WriteStats;
@@ -339,6 +340,54 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Counters of the writer, for metrics; `None` if the backend keeps none.
     fn write_stats(&self) -> Option<WriteStats> {
         None
+    }
+
+    /// True when other processes (other TC nodes, a Java TC) write the same store, so the
+    /// coordinator must not trust its memory alone (db mode).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Global sessions that may need recovery work at `now_ms`: Begin sessions past their
+    /// timeout, every phase-two and retry status, and Committing/Rollbacking sessions that began
+    /// more than `dead_ms` ago. At most `limit`, least recently modified first, skipping `offset`.
+    /// Only shared stores are asked; the default reads everything.
+    async fn scan_due(
+        &self,
+        now_ms: i64,
+        dead_ms: i64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<GlobalRecord>, StoreError> {
+        let all = self.load_all().await?;
+        Ok(all.into_iter().map(|s| s.global).filter(|g| is_due(g, now_ms, dead_ms)).skip(offset).take(limit).collect())
+    }
+
+    /// Claims `key` for `owner` until `ttl` from now, with Seata's `distributed_lock` protocol
+    /// (TC-BEHAVIOR §5.4); true when this caller holds it. Stores used by one node always grant.
+    async fn try_claim(&self, key: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let _ = (key, owner, ttl);
+        Ok(true)
+    }
+
+    /// Gives a claim back (only if `owner` still holds it).
+    async fn release_claim(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let _ = (key, owner);
+        Ok(())
+    }
+}
+
+/// Whether a stored global session needs recovery work (see [`SessionStore::scan_due`]).
+pub fn is_due(g: &GlobalRecord, now_ms: i64, dead_ms: i64) -> bool {
+    match g.status {
+        GlobalStatus::Begin => now_ms - g.begin_time_ms > i64::from(g.timeout_ms),
+        GlobalStatus::AsyncCommitting
+        | GlobalStatus::CommitRetrying
+        | GlobalStatus::TimeoutRollbacking
+        | GlobalStatus::TimeoutRollbackRetrying
+        | GlobalStatus::RollbackRetrying => true,
+        GlobalStatus::Committing | GlobalStatus::Rollbacking => now_ms - g.begin_time_ms >= dead_ms,
+        _ => false,
     }
 }
 

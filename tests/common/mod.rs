@@ -71,6 +71,29 @@ pub async fn start_on(dir: &Path, tune: impl FnOnce(&mut NodeOptions)) -> TestSe
     TestServer { addr, node, dir: dir.to_path_buf(), stop: Some(stop), task: Some(task) }
 }
 
+/// Starts a node over `store` and `locks` (several nodes may share them).
+pub async fn start_shared(
+    store: Arc<dyn SessionStore>,
+    locks: Arc<dyn seata_server::lock::LockStore>,
+    tune: impl FnOnce(&mut NodeOptions),
+) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut opts = options(addr.port());
+    tune(&mut opts);
+    let node = Node::start_with(opts, store, locks).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let n = node.clone();
+    let task = tokio::spawn(async move {
+        let _ = n
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    TestServer { addr, node, dir: PathBuf::new(), stop: Some(stop), task: Some(task) }
+}
+
 pub async fn start() -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let s = start_on(dir.path(), |_| {}).await;
