@@ -134,10 +134,22 @@ pub fn always_ok() -> Policy {
 
 /// Connects an RM for `resources` that answers phase two with `policy`.
 pub async fn rm_with(addr: SocketAddr, app: &str, resources: &[&str], policy: Policy) -> (RpcClient, RmLog) {
-    let (c, mut rx) = RpcClient::connect(addr).await.unwrap();
-    c.register_rm(app, GROUP, VERSION, resources).await.unwrap();
     let log = RmLog::default();
-    let l = log.clone();
+    let c = rm_logged(addr, app, resources, policy, log.clone()).await.unwrap();
+    (c, log)
+}
+
+/// Connects an RM that answers with `policy` and records into `log` (several RMs may share one).
+pub async fn rm_logged(
+    addr: SocketAddr,
+    app: &str,
+    resources: &[&str],
+    policy: Policy,
+    log: RmLog,
+) -> Result<RpcClient, seata_server::client::ClientError> {
+    let (c, mut rx) = RpcClient::connect(addr).await?;
+    c.register_rm(app, GROUP, VERSION, resources).await?;
+    let l = log;
     let replier = c.replier();
     tokio::spawn(async move {
         while let Some(ServerRequest { frame, message }) = rx.recv().await {
@@ -165,7 +177,7 @@ pub async fn rm_with(addr: SocketAddr, app: &str, resources: &[&str], policy: Po
             let _ = replier.reply(&frame, &msg).await;
         }
     });
-    (c, log)
+    Ok(c)
 }
 
 pub async fn rm(addr: SocketAddr, resources: &[&str]) -> (RpcClient, RmLog) {
