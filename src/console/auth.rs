@@ -140,9 +140,10 @@ impl Auth {
         let mut w = Vec::new();
         if !self.login_enabled() {
             w.push(
-                "console login is disabled: no console user is configured, so the console API answers 401. Set \
-                 console.user.username and console.user.password (application.yml) or CONSOLE_USER_USERNAME and \
-                 CONSOLE_USER_PASSWORD, and seata.security.secretKey (base64) to sign its tokens"
+                "console login is disabled: console.user.username and console.user.password are not both set, so \
+                 the console API answers 401. Set them (application.yml, or CONSOLE_USER_USERNAME and \
+                 CONSOLE_USER_PASSWORD), and seata.security.secretKey (base64; SEATA_SECURITY_SECRETKEY) to sign \
+                 the console's tokens"
                     .to_owned(),
             );
         }

@@ -150,6 +150,25 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// One `seata_transaction` sample.
+fn series(
+    meter: &str,
+    status: &str,
+    app_group: Option<(&str, &str)>,
+    statistic: Option<&str>,
+    value: impl std::fmt::Display,
+) -> String {
+    let mut l = format!("seata_transaction{{role=\"tc\",meter=\"{meter}\",status=\"{status}\"");
+    if let Some((app, group)) = app_group {
+        let _ = write!(l, ",applicationId=\"{}\",group=\"{}\"", esc(app), esc(group));
+    }
+    if let Some(st) = statistic {
+        let _ = write!(l, ",statistic=\"{st}\"");
+    }
+    let _ = write!(l, "}} {value}");
+    l
+}
+
 /// Escapes a label value (backslash, quote, newline).
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -264,16 +283,15 @@ impl Metrics {
         }
         // Begin times of sessions that ended without a TM answer (timeouts) are dropped here.
         self.begins.retain(|xid, _| coordinator.session(xid).is_some());
-        let _ = writeln!(out, "# HELP seata_transaction Seata TC transaction meters (role tc); summaries and timers cover the time since this endpoint's previous scrape.");
+        let _ = writeln!(
+            out,
+            "# HELP seata_transaction Seata TC transaction meters (role tc); summaries and timers cover the time \
+             since this endpoint's previous scrape."
+        );
         let _ = writeln!(out, "# TYPE seata_transaction untyped");
-        let base = r#"role="tc""#;
         let mut lines = Vec::new();
         for ((app, group), n) in &active {
-            lines.push(format!(
-                "seata_transaction{{{base},meter=\"counter\",status=\"active\",applicationId=\"{}\",group=\"{}\"}} {n}",
-                esc(app),
-                esc(group)
-            ));
+            lines.push(series("counter", "active", Some((app, group)), None, n));
         }
         let (counters, window) = {
             let mut tx = self.tx();
@@ -285,43 +303,25 @@ impl Metrics {
             (tx.counters.clone(), window)
         };
         for ((status, app, group), n) in &counters {
-            lines.push(format!(
-                "seata_transaction{{{base},meter=\"counter\",status=\"{status}\",applicationId=\"{}\",group=\"{}\"}} {n}",
-                esc(app),
-                esc(group)
-            ));
+            lines.push(series("counter", status, Some((app, group)), None, n));
         }
         let stats = coordinator.stats();
-        lines.push(format!(
-            "seata_transaction{{{base},meter=\"counter\",status=\"AfterCommitted\"}} {}",
-            stats.committed
-        ));
-        lines.push(format!(
-            "seata_transaction{{{base},meter=\"counter\",status=\"AfterRollbacked\"}} {}",
-            stats.rollbacked
-        ));
+        lines.push(series("counter", "AfterCommitted", None, None, stats.committed));
+        lines.push(series("counter", "AfterRollbacked", None, None, stats.rollbacked));
         let secs = window.since.elapsed().as_secs_f64().max(0.001);
         for ((status, app, group), n) in &window.summaries {
-            let l = format!(
-                "{base},meter=\"summary\",status=\"{status}\",applicationId=\"{}\",group=\"{}\"",
-                esc(app),
-                esc(group)
-            );
-            lines.push(format!("seata_transaction{{{l},statistic=\"count\"}} {n}"));
-            lines.push(format!("seata_transaction{{{l},statistic=\"total\"}} {n}"));
-            lines.push(format!("seata_transaction{{{l},statistic=\"tps\"}} {}", *n as f64 / secs));
+            let labels = Some((app.as_str(), group.as_str()));
+            lines.push(series("summary", status, labels, Some("count"), n));
+            lines.push(series("summary", status, labels, Some("total"), n));
+            lines.push(series("summary", status, labels, Some("tps"), *n as f64 / secs));
         }
         for ((status, app, group), t) in &window.timers {
-            let l = format!(
-                "{base},meter=\"timer\",status=\"{status}\",applicationId=\"{}\",group=\"{}\"",
-                esc(app),
-                esc(group)
-            );
+            let labels = Some((app.as_str(), group.as_str()));
             let avg = if t.count == 0 { 0.0 } else { t.total_ms as f64 / t.count as f64 };
-            lines.push(format!("seata_transaction{{{l},statistic=\"count\"}} {}", t.count));
-            lines.push(format!("seata_transaction{{{l},statistic=\"total\"}} {}", t.total_ms));
-            lines.push(format!("seata_transaction{{{l},statistic=\"max\"}} {}", t.max_ms));
-            lines.push(format!("seata_transaction{{{l},statistic=\"average\"}} {avg}"));
+            lines.push(series("timer", status, labels, Some("count"), t.count));
+            lines.push(series("timer", status, labels, Some("total"), t.total_ms));
+            lines.push(series("timer", status, labels, Some("max"), t.max_ms));
+            lines.push(series("timer", status, labels, Some("average"), avg));
         }
         lines.sort();
         for l in lines {

@@ -63,6 +63,10 @@ pub struct ConsoleConfig {
     pub token_validity: Duration,
     /// `seata.security.ignore.urls`: Ant patterns served without a token.
     pub ignore_urls: Vec<String>,
+    /// `seata.metrics.exporter-prometheus-port` when `seata.metrics.enabled`: where to run
+    /// [`serve_exporter`] (`None`: metrics disabled, no exporter; `/metrics` on the console port
+    /// stays).
+    pub exporter_port: Option<u16>,
 }
 
 impl Default for ConsoleConfig {
@@ -74,6 +78,7 @@ impl Default for ConsoleConfig {
             secret_key: None,
             token_validity: sec.token_validity,
             ignore_urls: sec.ignore_urls,
+            exporter_port: None,
         }
     }
 }
@@ -87,6 +92,7 @@ impl ConsoleConfig {
             secret_key: s.security.secret_key.clone(),
             token_validity: s.security.token_validity,
             ignore_urls: s.security.ignore_urls.clone(),
+            exporter_port: s.metrics.enabled.then_some(s.metrics.exporter_prometheus_port),
         }
     }
 }

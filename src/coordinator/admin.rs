@@ -170,10 +170,14 @@ impl Coordinator {
             let status = resp.global_status;
             let message = if matches!(status, GlobalStatus::Rollbacked | GlobalStatus::TimeoutRollbacked) {
                 "rolled back: every branch rolled back".to_owned()
-            } else if !resp.result.is_success() {
+            } else if status.is_rollbacking() && !resp.result.is_success() {
                 format!("rollback started; phase two did not finish ({}); the TC keeps retrying it", resp.result.msg)
-            } else {
+            } else if status.is_rollbacking() || status == GlobalStatus::RollbackFailed {
                 format!("rollback started; now {status}")
+            } else {
+                return Err(ActionError::Refused(format!(
+                    "global transaction {xid} is now {status}: it left Begin before the rollback could start"
+                )));
             };
             return Ok(ActionOutcome::new(xid, status, message));
         }
