@@ -13,10 +13,12 @@
 //! * [`lock`]: AT global row locks.
 //! * [`store`]: the durable record of every state change (embedded file store, MySQL, PostgreSQL).
 //! * [`recovery`]: the periodic jobs (async commit, retries, timeouts, undo-log delete).
+//! * [`console`]: HTTP on `server.port`: Seata's console API, the web page, health and metrics.
 
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod coordinator;
 pub mod lock;
 pub mod recovery;

@@ -17,6 +17,7 @@
 //! only inside non-async calls). The session map (`DashMap`) is never held across an `.await`:
 //! entries are cloned out as `Arc`s first.
 
+mod admin;
 mod entry;
 mod error;
 mod jobs;
