@@ -49,6 +49,16 @@ if [ "${SEATA_TEST_NO_DB:-}" != "1" ]; then
   export SEATA_TEST_POSTGRES_URL="${SEATA_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/test}"
 fi
 
+# The console's end-to-end test drives Debian's Chromium with playwright-core.
+if [ "${SEATA_TEST_NO_BROWSER:-}" != "1" ]; then
+  if tests/browser/setup.sh; then
+    export SEATA_BROWSER_TEST=1
+  elif [ "${CI:-}" = "true" ]; then
+    echo "browser test setup failed" >&2
+    exit 1
+  fi
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

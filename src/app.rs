@@ -31,6 +31,8 @@ pub struct Node {
     pub coordinator: Coordinator,
     /// Connections and outbound requests.
     pub transport: Arc<Transport>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::console::Metrics>,
     store: Arc<dyn SessionStore>,
     drain: Duration,
 }
@@ -47,12 +49,14 @@ impl Node {
         store: Arc<dyn SessionStore>,
         locks: Arc<dyn crate::lock::LockStore>,
     ) -> Result<Node, StoreError> {
+        let metrics = crate::console::Metrics::new();
+        let store = metrics.instrument_store(store);
         let transport = Transport::new(opts.transport);
         let rms: Arc<dyn crate::coordinator::ResourceManagers> = transport.clone();
         let clock = crate::coordinator::system_clock();
         let coordinator = Coordinator::with_parts(opts.coordinator, Arc::clone(&store), locks, rms, clock);
         coordinator.recover().await?;
-        Ok(Node { coordinator, transport, store, drain: opts.drain.unwrap_or(Duration::from_secs(3)) })
+        Ok(Node { coordinator, transport, metrics, store, drain: opts.drain.unwrap_or(Duration::from_secs(3)) })
     }
 
     /// Serves `listener` until `shutdown` completes; then stops accepting, finishes the requests
@@ -64,7 +68,11 @@ impl Node {
             let stop = jobs_stop.clone();
             tokio::spawn(crate::recovery::run(c, stop))
         };
-        let state = ServerState { coordinator: self.coordinator.clone(), transport: Arc::clone(&self.transport) };
+        let state = ServerState {
+            coordinator: self.coordinator.clone(),
+            transport: Arc::clone(&self.transport),
+            metrics: Some(Arc::clone(&self.metrics)),
+        };
         serve(listener, state, shutdown, self.drain).await;
         jobs_stop.cancel();
         let _ = jobs.await;

@@ -7,8 +7,10 @@ use std::time::Instant;
 use anyhow::Context;
 use seata_server::app::{Node, NodeOptions};
 use seata_server::config::{self, Cli, LogFormat, Settings, StoreMode};
+use seata_server::console::{self, ConsoleConfig, ConsoleState};
 use seata_server::store::{FileStore, FileStoreOptions, SessionStore};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
@@ -77,15 +79,55 @@ async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
     let bind = format!("0.0.0.0:{}", settings.service_port);
     let listener = TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
     let node = Node::start(NodeOptions::from_settings(&settings), store).await.context("recovering sessions")?;
+
+    // The console (HTTP API, web page, /metrics, /health) on server.port, and Seata's Prometheus
+    // exporter port when metrics are enabled.
+    let stop = CancellationToken::new();
+    let console_cfg = ConsoleConfig::from_settings(&settings);
+    let exporter_port = console_cfg.exporter_port;
+    let console = ConsoleState::new(node.coordinator.clone(), Arc::clone(&node.transport), console_cfg)
+        .with_metrics(Arc::clone(&node.metrics));
+    for w in console.warnings() {
+        warn!("{w}");
+    }
+    let http = format!("0.0.0.0:{}", settings.server_port);
+    let http_listener = TcpListener::bind(&http).await.with_context(|| format!("binding the console on {http}"))?;
+    let mut side = tokio::task::JoinSet::new();
+    {
+        let (state, stop) = (console.clone(), stop.clone());
+        side.spawn(async move { console::serve(http_listener, state, async move { stop.cancelled().await }).await });
+    }
+    if let Some(port) = exporter_port.filter(|p| *p != settings.server_port) {
+        let addr = format!("0.0.0.0:{port}");
+        let l = TcpListener::bind(&addr).await.with_context(|| format!("binding the metrics exporter on {addr}"))?;
+        let (state, stop) = (console.clone(), stop.clone());
+        side.spawn(async move { console::serve_exporter(l, state, async move { stop.cancelled().await }).await });
+    }
     info!(
         address = %bind,
         xid_address = %format!("{}:{}", settings.host, settings.service_port),
         node = settings.server_node,
         store = settings.store.session_mode.as_str(),
+        console = %http,
         startup_ms = started.elapsed().as_millis(),
         "seata-server listening"
     );
-    node.serve(listener, shutdown_signal()).await.context("closing the store")?;
+    let signal = {
+        let (stop, console) = (stop.clone(), console.clone());
+        async move {
+            shutdown_signal().await;
+            console.set_ready(false);
+            stop.cancel();
+        }
+    };
+    let served = node.serve(listener, signal).await;
+    stop.cancel();
+    while let Some(r) = side.join_next().await {
+        if let Ok(Err(e)) = r {
+            warn!(error = %e, "console stopped with an error");
+        }
+    }
+    served.context("closing the store")?;
     Ok(())
 }
 

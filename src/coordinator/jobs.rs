@@ -97,6 +97,7 @@ impl Coordinator {
             let relock = self.inner.locks.is_volatile()
                 && (status == GlobalStatus::Begin
                     || status.is_rollbacking()
+                    || status == GlobalStatus::StopRollbackOrRollbackRetry
                     || keeps_locks_when_failed(status, self.inner.cfg.rollback_retry_timeout_unlock));
             if relock {
                 for b in session.branches.iter().filter(|b| b.branch_type == BranchType::AT) {
@@ -110,7 +111,7 @@ impl Coordinator {
                         error!(xid = %xid, branch_id = b.branch_id, error = %e, "could not re-acquire row locks at start-up");
                     }
                 }
-                if status.is_rollbacking() || status.is_final() {
+                if status.is_rollbacking() || status.is_final() || status == GlobalStatus::StopRollbackOrRollbackRetry {
                     if let Err(e) = self.inner.locks.mark_rollbacking(&xid).await {
                         warn!(xid = %xid, error = %e, "could not mark locks as rolling back");
                     }

@@ -162,12 +162,18 @@ async fn handle(state: ServerState, conn: Arc<Conn>, req: Frame, msg: Message, _
         (client, r.version.clone())
     };
     let cfg = state.transport.config();
+    let metrics = state.metrics.as_deref();
     let resp = match msg {
         Message::MergedWarpMessage(m) => {
+            let started = std::time::Instant::now();
             let batch = cfg.batch_response && version.at_least(1, 5, 0);
-            Some(handle_merged(&state.coordinator, &client, m, cfg.parallel_merged, batch).await)
+            let r = handle_merged(&state.coordinator, metrics, &client, m, cfg.parallel_merged, batch).await;
+            if let Some(mx) = metrics {
+                mx.observe_request(seata_protocol::message::type_code::SEATA_MERGE, started.elapsed());
+            }
+            Some(r)
         }
-        other => handle_request(&state.coordinator, &client, other).await,
+        other => handle_request(&state.coordinator, metrics, &client, other).await,
     };
     if let Some(mut resp) = resp {
         adapt_for_client(&mut resp, &version);

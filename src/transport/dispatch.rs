@@ -5,22 +5,54 @@ use futures::future::join_all;
 use seata_protocol::message::{BatchResultMessage, GlobalEndResponse, MergeResultMessage, MergedWarpMessage};
 use seata_protocol::{Message, Version};
 
+use std::time::Instant;
+
+use crate::console::Metrics;
 use crate::coordinator::{ClientInfo, Coordinator};
 
 /// The answer to one transaction request (not a registration, not a container). `None` for
 /// messages a TC does not answer.
-pub async fn handle_request(coord: &Coordinator, client: &ClientInfo, msg: Message) -> Option<Message> {
-    Some(match msg {
-        Message::GlobalBeginRequest(r) => Message::GlobalBeginResponse(coord.begin(client, r).await),
-        Message::GlobalCommitRequest(r) => Message::GlobalCommitResponse(coord.commit(&r.xid).await),
-        Message::GlobalRollbackRequest(r) => Message::GlobalRollbackResponse(coord.rollback(&r.xid).await),
+pub async fn handle_request(
+    coord: &Coordinator,
+    metrics: Option<&Metrics>,
+    client: &ClientInfo,
+    msg: Message,
+) -> Option<Message> {
+    let started = Instant::now();
+    let code = msg.type_code();
+    let resp = match msg {
+        Message::GlobalBeginRequest(r) => {
+            let resp = coord.begin(client, r).await;
+            if let Some(m) = metrics {
+                m.observe_begin(client, &resp);
+            }
+            Message::GlobalBeginResponse(resp)
+        }
+        Message::GlobalCommitRequest(r) => {
+            let resp = coord.commit(&r.xid).await;
+            if let Some(m) = metrics {
+                m.observe_global_end(client, &r.xid, &resp);
+            }
+            Message::GlobalCommitResponse(resp)
+        }
+        Message::GlobalRollbackRequest(r) => {
+            let resp = coord.rollback(&r.xid).await;
+            if let Some(m) = metrics {
+                m.observe_global_end(client, &r.xid, &resp);
+            }
+            Message::GlobalRollbackResponse(resp)
+        }
         Message::GlobalStatusRequest(r) => Message::GlobalStatusResponse(coord.global_status(&r.xid).await),
         Message::GlobalReportRequest(r) => Message::GlobalReportResponse(coord.global_report(r).await),
         Message::BranchRegisterRequest(r) => Message::BranchRegisterResponse(coord.branch_register(client, r).await),
         Message::BranchReportRequest(r) => Message::BranchReportResponse(coord.branch_report(r).await),
         Message::GlobalLockQueryRequest(r) => Message::GlobalLockQueryResponse(coord.lock_query(r).await),
         _ => return None,
-    })
+    };
+    if let Some(m) = metrics {
+        m.observe_request(code, started.elapsed());
+    }
+    Some(resp)
 }
 
 /// Answers a MergedWarpMessage: every sub-request gets exactly one result of the matching type,
@@ -28,6 +60,7 @@ pub async fn handle_request(coord: &Coordinator, client: &ClientInfo, msg: Messa
 /// answers are on, the client is ≥ 1.5.0 and it sent ids (PROTOCOL.md §6.6).
 pub async fn handle_merged(
     coord: &Coordinator,
+    metrics: Option<&Metrics>,
     client: &ClientInfo,
     merged: MergedWarpMessage,
     parallel: bool,
@@ -35,11 +68,11 @@ pub async fn handle_merged(
 ) -> Message {
     let MergedWarpMessage { msgs, msg_ids } = merged;
     let results: Vec<Message> = if parallel {
-        join_all(msgs.into_iter().map(|m| answer_sub(coord, client, m))).await
+        join_all(msgs.into_iter().map(|m| answer_sub(coord, metrics, client, m))).await
     } else {
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
-            out.push(answer_sub(coord, client, m).await);
+            out.push(answer_sub(coord, metrics, client, m).await);
         }
         out
     };
@@ -51,9 +84,9 @@ pub async fn handle_merged(
     }
 }
 
-async fn answer_sub(coord: &Coordinator, client: &ClientInfo, m: Message) -> Message {
+async fn answer_sub(coord: &Coordinator, metrics: Option<&Metrics>, client: &ClientInfo, m: Message) -> Message {
     let code = m.type_code();
-    match handle_request(coord, client, m).await {
+    match handle_request(coord, metrics, client, m).await {
         Some(r) => r,
         // A sub-message that is not a transaction request still gets an answer of the expected
         // shape, so the client's positional pairing holds: a failed global-status answer.

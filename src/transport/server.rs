@@ -22,6 +22,8 @@ pub struct ServerState {
     pub coordinator: Coordinator,
     /// Connections and outbound requests.
     pub transport: Arc<Transport>,
+    /// Request latencies and transaction outcomes, when metrics are kept.
+    pub metrics: Option<Arc<crate::console::Metrics>>,
 }
 
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
