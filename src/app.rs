@@ -114,6 +114,7 @@ impl NodeOptions {
             recovery_period: period,
             undo_log_save_days: i16::try_from(srv.undo.log_save_days).unwrap_or(i16::MAX),
             undo_log_delete_period: srv.undo.log_delete_period,
+            max_sessions_per_application: srv.max_sessions_per_application,
             query_limit: usize::try_from(s.store.db.query_limit).unwrap_or(1000),
             rpc_timeout: s.transport.rpc_tc_request_timeout,
             ..CoordinatorConfig::default()

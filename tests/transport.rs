@@ -207,3 +207,24 @@ async fn registration_auth_refuses_unsigned_tms_when_configured() {
     let (_rm, _) = rm(s.addr, &[DB]).await;
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn open_transactions_per_application_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_on(dir.path(), |o| o.coordinator.max_sessions_per_application = 2).await;
+    let c = tm(s.addr).await;
+    let a = begin(&c, 60_000).await;
+    let _b = begin(&c, 60_000).await;
+    let m = Message::GlobalBeginRequest(GlobalBeginRequest { timeout: 60_000, transaction_name: "x".into() });
+    let Message::GlobalBeginResponse(r) = c.call(&m).await.unwrap() else { panic!() };
+    assert_eq!(r.result.exception_code, ExceptionCode::BeginFailed);
+    assert!(r.xid.is_empty());
+    // Another application is not affected; ending one frees a place.
+    let (other, _) = RpcClient::connect(s.addr).await.unwrap();
+    other.register_tm("other-app", GROUP, VERSION).await.unwrap();
+    begin(&other, 60_000).await;
+    assert_eq!(commit(&c, &a).await.global_status, GlobalStatus::Committed);
+    assert!(wait_status(&c, &a, GlobalStatus::Finished, 5).await);
+    begin(&c, 60_000).await;
+    s.shutdown().await;
+}

@@ -25,6 +25,7 @@ pub(crate) const KEYS: &[&str] = &[
     "seata.server.auth.access-key",
     "seata.server.auth.secret-key",
     "seata.server.auth.max-clock-skew",
+    "seata.server.limits.max-sessions-per-application",
     "seata.server.enable-parallel-request-handle",
     "seata.server.enable-parallel-handle-branch",
     "seata.server.application-data-limit",

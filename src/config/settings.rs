@@ -100,6 +100,9 @@ pub struct ServerSettings {
     pub enable_check_auth: bool,
     /// `auth.*` (extension): the access key and secret key TMs must sign their registration with.
     pub auth: AuthSettings,
+    /// `limits.max-sessions-per-application` (extension, 1 000 000): open global transactions one
+    /// application may have on this node; more begins fail with BeginFailed. 0: no limit.
+    pub max_sessions_per_application: usize,
     /// `enable-parallel-request-handle` (true): handle merged sub-requests in parallel.
     pub enable_parallel_request_handle: bool,
     /// `enable-parallel-handle-branch` (false): phase two of different resources in parallel.
@@ -127,6 +130,7 @@ impl Default for ServerSettings {
             distributed_lock_expire_time: Duration::from_millis(10_000),
             enable_check_auth: true,
             auth: AuthSettings::default(),
+            max_sessions_per_application: 1_000_000,
             enable_parallel_request_handle: true,
             enable_parallel_handle_branch: false,
             application_data_limit: 64_000,

@@ -459,6 +459,11 @@ fn read_server(r: &mut Reader<'_>) -> Result<ServerSettings, ConfigError> {
             period,
         )?,
         enable_check_auth: r.get("seata.server.enable-check-auth", d.enable_check_auth, parse_bool)?,
+        max_sessions_per_application: r.get(
+            "seata.server.limits.max-sessions-per-application",
+            d.max_sessions_per_application,
+            int_in(0, i64::from(i32::MAX)),
+        )?,
         auth: AuthSettings {
             access_key: r.non_empty("seata.server.auth.access-key")?.map(|s| s.trim().to_owned()),
             secret_key: r.non_empty("seata.server.auth.secret-key")?.map(super::Secret::new),

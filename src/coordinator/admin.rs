@@ -385,7 +385,7 @@ impl Coordinator {
             self.inner.quiet.remove(&b.branch_id);
         }
         s.branches.clear();
-        self.inner.sessions.remove(xid);
+        self.forget(xid);
         drop(s);
         warn!(xid, %status, branches, released_locks = released, force, "operator: global transaction deleted");
         let mut message = format!("deleted (was {status})");

@@ -26,6 +26,8 @@ pub struct SessionEntry {
     pub(crate) failures: AtomicU32,
     /// Loaded at start-up in Committing/Rollbacking: nobody else drives it, adopt it at once.
     pub(crate) adopted: AtomicBool,
+    /// The application whose open-session count this session is part of (begun on this node).
+    pub(crate) counted_for: Option<String>,
 }
 
 impl SessionEntry {
@@ -40,6 +42,7 @@ impl SessionEntry {
             next_retry_ms: AtomicI64::new(0),
             failures: AtomicU32::new(0),
             adopted: AtomicBool::new(false),
+            counted_for: None,
         }
     }
 

@@ -117,7 +117,11 @@ impl Coordinator {
                     }
                 }
             }
-            let entry = SessionEntry::new(session);
+            let app = session.global.application_id.clone();
+            let mut entry = SessionEntry::new(session);
+            if self.admit_recovered(&app) {
+                entry.counted_for = Some(app);
+            }
             if matches!(status, GlobalStatus::Committing | GlobalStatus::Rollbacking) {
                 entry.adopted.store(true, Ordering::Relaxed);
             }

@@ -91,6 +91,9 @@ pub struct CoordinatorConfig {
     pub query_limit: usize,
     /// How long an RM may take to answer phase two (sizes the recovery claims).
     pub rpc_timeout: Duration,
+    /// Most open global transactions one application may have on this node; more begins fail
+    /// with BeginFailed (0: no limit).
+    pub max_sessions_per_application: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -114,6 +117,7 @@ impl Default for CoordinatorConfig {
             max_concurrent_phase2: 256,
             query_limit: 1000,
             rpc_timeout: Duration::from_secs(15),
+            max_sessions_per_application: 1_000_000,
         }
     }
 }
@@ -145,6 +149,8 @@ struct Inner {
     clock: Clock,
     tasks: TaskTracker,
     phase2_slots: Arc<tokio::sync::Semaphore>,
+    /// Open sessions begun on this node, per application id (the per-application limit).
+    open_per_app: DashMap<String, usize>,
     /// Last time a phase-two failure of a branch was logged, to log it at most once a minute.
     quiet: DashMap<i64, std::time::Instant>,
     stats: jobs::Counters,
@@ -177,6 +183,7 @@ impl Coordinator {
                 tasks: TaskTracker::new(),
                 phase2_slots: slots,
                 quiet: DashMap::new(),
+                open_per_app: DashMap::new(),
                 stats: jobs::Counters::default(),
             }),
         }
@@ -210,6 +217,35 @@ impl Coordinator {
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
+    }
+
+    /// Forgets a live session (it ended, was deleted, or is gone from a shared store).
+    pub(crate) fn forget(&self, xid: &str) {
+        if let Some((_, entry)) = self.inner.sessions.remove(xid) {
+            if let Some(app) = entry.counted_for.as_deref() {
+                if let Some(mut n) = self.inner.open_per_app.get_mut(app) {
+                    *n = n.saturating_sub(1);
+                }
+                self.inner.open_per_app.remove_if(app, |_, n| *n == 0);
+            }
+        }
+    }
+
+    /// Counts a new session against its application's limit; false when the limit is reached.
+    fn admit(&self, application_id: &str) -> bool {
+        let limit = self.inner.cfg.max_sessions_per_application;
+        let mut n = self.inner.open_per_app.entry(application_id.to_owned()).or_insert(0);
+        if limit > 0 && *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Counts a session reloaded at start-up (never refused: it exists already).
+    fn admit_recovered(&self, application_id: &str) -> bool {
+        *self.inner.open_per_app.entry(application_id.to_owned()).or_insert(0) += 1;
+        true
     }
 
     fn now(&self) -> i64 {

@@ -55,7 +55,7 @@ impl Coordinator {
         self.inner.store.apply(vec![StoreOp::RemoveGlobal { xid: s.global.xid.clone() }]).await?;
         entry.set_status(s, status);
         s.branches.clear();
-        self.inner.sessions.remove(&s.global.xid);
+        self.forget(&s.global.xid);
         self.inner.stats.ended(status);
         info!(xid = %s.global.xid, status = %status, "global transaction finished");
         Ok(())
@@ -82,6 +82,18 @@ impl Coordinator {
     /// GlobalBegin: a new session in Begin, stored before the XID is answered.
     pub async fn begin(&self, client: &ClientInfo, req: GlobalBeginRequest) -> GlobalBeginResponse {
         let cfg = &self.inner.cfg;
+        if !self.admit(&client.application_id) {
+            warn!(application_id = %client.application_id, limit = cfg.max_sessions_per_application, "open transaction limit reached");
+            let msg = format!(
+                "TransactionException[application {} has {} open global transactions, the limit]",
+                client.application_id, cfg.max_sessions_per_application
+            );
+            return GlobalBeginResponse {
+                result: ResultHead::failed(seata_protocol::ExceptionCode::BeginFailed, msg),
+                xid: String::new(),
+                extra_data: String::new(),
+            };
+        }
         let transaction_id = self.inner.ids.next_id();
         let xid = xid_of(&cfg.host, cfg.port, transaction_id);
         let record = GlobalRecord {
@@ -96,12 +108,16 @@ impl Coordinator {
             application_data: None,
         };
         if let Err(e) = self.inner.store.apply(vec![StoreOp::InsertGlobal(record.clone())]).await {
+            if let Some(mut n) = self.inner.open_per_app.get_mut(&client.application_id) {
+                *n = n.saturating_sub(1);
+            }
             let e = TxError::from(e);
             warn!(error = %e, "global begin failed");
             return GlobalBeginResponse { result: e.result_head(), xid: String::new(), extra_data: String::new() };
         }
-        let entry = Arc::new(SessionEntry::new(GlobalSession::new(record)));
-        self.inner.sessions.insert(xid.clone(), entry);
+        let mut entry = SessionEntry::new(GlobalSession::new(record));
+        entry.counted_for = Some(client.application_id.clone());
+        self.inner.sessions.insert(xid.clone(), Arc::new(entry));
         self.inner.stats.began();
         info!(xid = %xid, timeout = req.timeout, "global transaction began");
         GlobalBeginResponse { result: ResultHead::success(), xid, extra_data: String::new() }

@@ -61,7 +61,7 @@ impl Coordinator {
             None => {
                 entry.set_status(&mut s, GlobalStatus::Finished);
                 s.branches.clear();
-                self.inner.sessions.remove(&entry.xid);
+                self.forget(&entry.xid);
                 Ok(false)
             }
             Some(stored) => {
