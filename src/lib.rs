@@ -20,6 +20,8 @@ pub mod client;
 pub mod config;
 pub mod console;
 pub mod coordinator;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lock;
 pub mod recovery;
 pub mod session;
