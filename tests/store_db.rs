@@ -46,7 +46,9 @@ on_both!(
     unknown_codes_are_corrupt_and_nulls_are_tolerated,
     status_queries_page,
     concurrent_requests_share_commits,
+    multi_row_writes_keep_per_request_answers,
     the_pool_recovers_after_connections_are_killed,
+    acknowledged_writes_survive_killed_connections,
 );
 
 fn options() -> DbOptions {
@@ -514,6 +516,119 @@ async fn concurrent_requests_share_commits(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Runs `requests` concurrently (so that they share batches) and returns their answers in order.
+async fn concurrently(store: &Arc<DbStore>, requests: Vec<Vec<StoreOp>>) -> Vec<Result<(), StoreError>> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|ops| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.apply(ops).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}
+
+async fn multi_row_writes_keep_per_request_answers(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let store = Arc::new(open(&db).await);
+    let taken = new_xid("taken");
+    store.apply(vec![StoreOp::InsertGlobal(sample_global(&taken))]).await.expect("insert");
+
+    // Begins: one of them reuses a stored xid.
+    let xids: Vec<String> = (0..96).map(|i| new_xid(&format!("mr{i}"))).collect();
+    let mut requests: Vec<Vec<StoreOp>> = xids.iter().map(|x| vec![StoreOp::InsertGlobal(sample_global(x))]).collect();
+    requests.insert(50, vec![StoreOp::InsertGlobal(sample_global(&taken))]);
+    let answers = concurrently(&store, requests).await;
+    let mut merged = store.merged_requests();
+    assert!(merged > 0, "begins shared multi-row inserts");
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 50 {
+            assert!(matches!(answer, Err(StoreError::Duplicate { branch_id: None, .. })), "{answer:?}");
+        } else {
+            assert!(answer.is_ok(), "{i}: {answer:?}");
+        }
+    }
+
+    // Branch registrations: one orphan, one duplicate branch id.
+    let branches: Vec<_> = xids.iter().map(|x| sample_branch(x, new_branch_id())).collect();
+    let mut requests: Vec<Vec<StoreOp>> = branches.iter().map(|b| vec![StoreOp::InsertBranch(b.clone())]).collect();
+    requests.insert(30, vec![StoreOp::InsertBranch(sample_branch(&new_xid("orphan"), new_branch_id()))]);
+    let first = sample_branch(&taken, new_branch_id());
+    store.apply(vec![StoreOp::InsertBranch(first.clone())]).await.expect("insert");
+    let mut dup = sample_branch(&xids[10], first.branch_id);
+    dup.resource_id = "other".to_owned();
+    requests.insert(70, vec![StoreOp::InsertBranch(dup)]);
+    let answers = concurrently(&store, requests).await;
+    assert!(store.merged_requests() > merged, "registrations shared multi-row inserts");
+    merged = store.merged_requests();
+    for (i, answer) in answers.iter().enumerate() {
+        match i {
+            30 => assert!(matches!(answer, Err(StoreError::NotFound { branch_id: None, .. })), "{answer:?}"),
+            70 => assert!(matches!(answer, Err(StoreError::Duplicate { branch_id: Some(_), .. })), "{answer:?}"),
+            _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
+        }
+    }
+    let loaded = store.load(&xids[10]).await.expect("load").expect("stored");
+    assert_eq!(loaded.branches, vec![seata_server::store::BranchRecord { lock_key: None, ..branches[10].clone() }]);
+    let loaded = store.load(&taken).await.expect("load").expect("stored");
+    assert_eq!(loaded.branches.len(), 1);
+    assert_eq!(loaded.branches[0].resource_id, first.resource_id, "the duplicate did not overwrite");
+
+    // Compare-and-set status changes: one expects a stale status, one names no stored xid.
+    let cas = |xid: &str, expected| {
+        vec![StoreOp::UpdateGlobalStatus {
+            xid: xid.to_owned(),
+            expected: Some(expected),
+            status: GlobalStatus::Committing,
+        }]
+    };
+    let mut requests: Vec<Vec<StoreOp>> = xids.iter().map(|x| cas(x, GlobalStatus::Begin)).collect();
+    requests.insert(20, cas(&taken, GlobalStatus::Rollbacking));
+    requests.insert(60, cas(&new_xid("absent"), GlobalStatus::Begin));
+    let answers = concurrently(&store, requests).await;
+    assert!(store.merged_requests() > merged, "status changes shared multi-row updates");
+    for (i, answer) in answers.iter().enumerate() {
+        match i {
+            20 => {
+                assert!(matches!(answer, Err(StoreError::Conflict { actual: GlobalStatus::Begin, .. })), "{answer:?}")
+            }
+            60 => assert!(matches!(answer, Err(StoreError::NotFound { .. })), "{answer:?}"),
+            _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
+        }
+    }
+    let statuses = store.query_globals(&[GlobalStatus::Committing], 1000, 0).await.expect("query");
+    assert_eq!(statuses.len(), 96);
+    assert_eq!(store.load_global(&taken).await.expect("load").map(|g| g.status), Some(GlobalStatus::Begin));
+
+    // Removals: half the branches, then every global.
+    let requests = branches
+        .iter()
+        .step_by(2)
+        .map(|b| vec![StoreOp::RemoveBranch { xid: b.xid.clone(), branch_id: b.branch_id }])
+        .collect();
+    assert!(concurrently(&store, requests).await.iter().all(Result::is_ok));
+    let all = store.load_all().await.expect("all");
+    assert_eq!(all.iter().map(|s| s.branches.len()).sum::<usize>(), 48 + 1, "half of ours and the first");
+    let requests = xids.iter().map(|x| vec![StoreOp::RemoveGlobal { xid: x.clone() }]).collect();
+    assert!(concurrently(&store, requests).await.iter().all(Result::is_ok));
+    let all = store.load_all().await.expect("all");
+    assert_eq!(all.len(), 1, "only the first global is left");
+    assert_eq!(db.query_strings("SELECT xid FROM branch_table").await, vec![vec![Some(taken.clone())]]);
+
+    assert!(store.merged_requests() > 0, "some requests shared multi-row statements: {:?}", store.stats());
+    eprintln!(
+        "{backend:?}: {} of {} requests written by multi-row statements",
+        store.merged_requests(),
+        store.stats().requests
+    );
+    store.close().await.expect("close");
+    db.cleanup().await;
+}
+
 async fn the_pool_recovers_after_connections_are_killed(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else { return };
     let store = open(&db).await;
@@ -553,6 +668,65 @@ async fn the_pool_recovers_after_connections_are_killed(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn acknowledged_writes_survive_killed_connections(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let db = Arc::new(db);
+    let store = Arc::new(open(&db).await);
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let (mut acked, mut refused) = (Vec::new(), 0);
+                for i in 0..60 {
+                    let xid = new_xid(&format!("k{w}-{i}"));
+                    let ops = vec![
+                        StoreOp::InsertGlobal(sample_global(&xid)),
+                        StoreOp::InsertBranch(sample_branch(&xid, new_branch_id())),
+                    ];
+                    match store.apply(ops).await {
+                        Ok(()) => acked.push(xid),
+                        Err(e @ StoreError::Unavailable { .. }) => {
+                            eprintln!("refused: {e}");
+                            refused += 1;
+                        }
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+                (acked, refused)
+            })
+        })
+        .collect();
+    let killer = {
+        let db = Arc::clone(&db);
+        tokio::spawn(async move {
+            let mut killed = 0;
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                killed += db.kill_connections().await.expect("kill");
+            }
+            killed
+        })
+    };
+    let (mut acked, mut refused) = (Vec::new(), 0);
+    for w in writers {
+        let (a, r) = w.await.expect("writer");
+        acked.extend(a);
+        refused += r;
+    }
+    let killed = killer.await.expect("killer");
+    let stored: std::collections::HashSet<String> =
+        store.load_all().await.expect("load_all").into_iter().map(|s| s.global.xid).collect();
+    let lost: Vec<&String> = acked.iter().filter(|x| !stored.contains(*x)).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    eprintln!("{backend:?}: {killed} connections killed; {} writes acknowledged, {refused} refused", acked.len());
+    store.apply(vec![StoreOp::InsertGlobal(sample_global(&new_xid("after")))]).await.expect("works afterwards");
+    store.close().await.expect("close");
+    drop(store);
+    if let Ok(db) = Arc::try_unwrap(db) {
+        db.cleanup().await;
+    }
+}
+
 /// Writes per second on a real server, one request at a time versus 64 concurrent callers
 /// sharing commits. Run with `cargo test --test store_db throughput -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -587,9 +761,30 @@ async fn throughput() {
         let concurrent = f64::from(n / 64 * 64) / started.elapsed().as_secs_f64();
         let after = store.stats();
         let batches = after.batches - before.batches;
+        // Requests of two operations (begin + first branch): one savepoint each, no multi-row.
+        let started = Instant::now();
+        let workers: Vec<_> = (0..64)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for i in 0..n / 64 {
+                        let xid = new_xid(&format!("two{w}-{i}"));
+                        let ops = vec![
+                            StoreOp::InsertGlobal(sample_global(&xid)),
+                            StoreOp::InsertBranch(sample_branch(&xid, new_branch_id())),
+                        ];
+                        store.apply(ops).await.expect("apply");
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.expect("worker");
+        }
+        let two_ops = f64::from(n / 64 * 64) / started.elapsed().as_secs_f64();
         println!(
             "{backend:?}: one at a time {sequential:.0} writes/s; 64 callers {concurrent:.0} writes/s \
-             ({} requests in {batches} commits, largest batch {})",
+             ({} requests in {batches} commits, largest batch {}); 64 callers, 2-op requests {two_ops:.0} requests/s",
             after.requests - before.requests,
             after.max_batch_size
         );

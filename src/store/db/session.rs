@@ -12,6 +12,7 @@
 //! `load_all`, which reads both tables in one read-only snapshot.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,6 +128,87 @@ impl Statements {
         }
     }
 
+    /// Inserts `count` global rows.
+    fn insert_globals(&self, count: usize) -> String {
+        let now = self.dialect.now();
+        let row = format!("(?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, {now})");
+        let conflict = match self.dialect {
+            Dialect::MySql => "",
+            Dialect::Postgres => " ON CONFLICT (xid) DO NOTHING",
+        };
+        self.dialect.sql(&format!(
+            "INSERT INTO {} ({}, gmt_create, gmt_modified) VALUES {}{conflict}",
+            self.global_table,
+            self.global_columns,
+            vec![row; count.max(1)].join(", ")
+        ))
+    }
+
+    /// Compare-and-set of `count` global statuses: (xid, new status, expected status) each.
+    /// Matches one row per update when every expected status is the stored one.
+    fn set_global_statuses(&self, count: usize) -> String {
+        let now = self.dialect.now();
+        let global = &self.global_table;
+        match self.dialect {
+            Dialect::MySql => {
+                let mut rows = vec!["SELECT ? AS xid, ? AS new_status, ? AS old_status".to_owned()];
+                rows.extend(std::iter::repeat_n("SELECT ?, ?, ?".to_owned(), count.saturating_sub(1)));
+                format!(
+                    "UPDATE {global} g JOIN ({}) v ON g.xid = v.xid AND g.status = v.old_status \
+                     SET g.status = v.new_status, g.gmt_modified = {now}",
+                    rows.join(" UNION ALL ")
+                )
+            }
+            Dialect::Postgres => self.dialect.sql(&format!(
+                "UPDATE {global} g SET status = v.new_status, gmt_modified = {now} \
+                 FROM (VALUES {}) AS v (xid, new_status, old_status) \
+                 WHERE g.xid = v.xid AND g.status = v.old_status",
+                vec!["(?, ?, ?)"; count.max(1)].join(", ")
+            )),
+        }
+    }
+
+    /// Inserts `count` branch rows, each only if its global row exists.
+    fn insert_branches(&self, count: usize) -> String {
+        let now6 = self.dialect.now_micros();
+        let first =
+            format!("SELECT {}", BRANCH_COLUMNS.iter().map(|c| format!("? AS {c}")).collect::<Vec<_>>().join(", "));
+        let other = format!("SELECT {}", vec!["?"; BRANCH_COLUMNS.len()].join(", "));
+        let mut rows = vec![first];
+        rows.extend(std::iter::repeat_n(other, count.saturating_sub(1)));
+        let conflict = match self.dialect {
+            Dialect::MySql => "",
+            Dialect::Postgres => " ON CONFLICT (branch_id) DO NOTHING",
+        };
+        let values = BRANCH_COLUMNS.iter().map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ");
+        self.dialect.sql(&format!(
+            "INSERT INTO {branch} ({}, gmt_create, gmt_modified) SELECT {values}, {now6}, {now6} \
+             FROM ({}) v WHERE EXISTS (SELECT 1 FROM {global} g WHERE g.xid = v.xid){conflict}",
+            self.branch_columns,
+            rows.join(" UNION ALL "),
+            branch = self.branch_table,
+            global = self.global_table,
+        ))
+    }
+
+    /// Deletes the branch rows, then the global rows, of `count` xids.
+    fn remove_globals(&self, count: usize) -> (String, String) {
+        let condition = self.dialect.in_list("xid", count);
+        (
+            self.dialect.sql(&format!("DELETE FROM {} WHERE {condition}", self.branch_table)),
+            self.dialect.sql(&format!("DELETE FROM {} WHERE {condition}", self.global_table)),
+        )
+    }
+
+    /// Deletes `count` branch rows by (xid, branch id).
+    fn remove_branches(&self, count: usize) -> String {
+        self.dialect.sql(&format!(
+            "DELETE FROM {} WHERE (xid, branch_id) IN ({})",
+            self.branch_table,
+            vec!["(?, ?)"; count.max(1)].join(", ")
+        ))
+    }
+
     fn snapshot(&self) -> &'static str {
         match self.dialect {
             Dialect::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
@@ -210,6 +292,7 @@ pub struct DbStore {
     sql: Arc<Statements>,
     limits: StoreLimits,
     widths: Arc<Widths>,
+    merged: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for DbStore {
@@ -249,14 +332,16 @@ impl DbStore {
         let info = |t: SeataTable| found.get(&t).cloned().unwrap_or_else(|| TableInfo::seata(t));
         let widths = Arc::new(Widths { global: info(SeataTable::Global), branch: info(SeataTable::Branch) });
         let sql = Arc::new(Statements::new(pool.dialect(), &names.global.to_string(), &names.branch.to_string()));
+        let merged = Arc::new(AtomicU64::new(0));
         let executor = DbExecutor {
             pool: pool.raw().clone(),
             sql: Arc::clone(&sql),
             contention_retries: options.contention_retries,
+            merged: Arc::clone(&merged),
         };
         let writer = GroupCommit::spawn(executor, options.group_commit);
         tracing::info!(url = %pool.url(), global_table = %names.global, branch_table = %names.branch, "db session store opened");
-        Ok(DbStore { pool, owns_pool: false, writer, sql, limits: options.limits, widths })
+        Ok(DbStore { pool, owns_pool: false, writer, sql, limits: options.limits, widths, merged })
     }
 
     /// The pool, to share with [`DbLockStore`](super::DbLockStore) and
@@ -268,6 +353,11 @@ impl DbStore {
     /// The writer's counters (batches, requests, batch sizes).
     pub fn stats(&self) -> WriteStats {
         self.writer.stats()
+    }
+
+    /// Requests written by multi-row statements shared with other requests of their batch.
+    pub fn merged_requests(&self) -> u64 {
+        self.merged.load(Ordering::Relaxed)
     }
 
     fn reader(&self) -> Result<&Pool, StoreError> {
@@ -444,7 +534,13 @@ struct DbExecutor {
     pool: Pool,
     sql: Arc<Statements>,
     contention_retries: u32,
+    /// Requests written by multi-row statements.
+    merged: Arc<AtomicU64>,
 }
+
+/// Times a batch whose connection was lost before the commit is run again on another
+/// connection (safe: nothing of it was committed).
+const MAX_RECONNECTS: u32 = 3;
 
 /// Attempts at a batch that drop a request which aborted the transaction (see
 /// [`Attempt::Aborted`]) before the whole batch is failed.
@@ -473,7 +569,7 @@ impl BatchExecutor for DbExecutor {
         let mut settled: Vec<Option<Result<(), StoreError>>> = vec![None; batch.len()];
         let (mut aborts, mut contention, mut reconnects) = (0, 0, 0);
         loop {
-            match attempt(&self.pool, &self.sql, batch, &settled).await {
+            match attempt(&self.pool, &self.sql, batch, &settled, &self.merged).await {
                 Ok(Attempt::Committed(results)) => {
                     for (slot, result) in settled.iter_mut().filter(|s| s.is_none()).zip(results) {
                         *slot = Some(result);
@@ -497,9 +593,9 @@ impl BatchExecutor for DbExecutor {
                         tokio::time::sleep(backoff(contention)).await;
                     }
                     // Nothing was committed: run the batch again on a fresh connection.
-                    Failure::Connection if !failure.committing && reconnects < 1 => {
+                    Failure::Connection if !failure.committing && reconnects < MAX_RECONNECTS => {
                         reconnects += 1;
-                        tracing::warn!(error = %failure.error, "connection lost during a batch; retrying once");
+                        tracing::warn!(error = %failure.error, attempt = reconnects, "connection lost during a batch; retrying");
                     }
                     _ => return Err(store_error(failure.context, failure.error)),
                 },
@@ -519,31 +615,204 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Runs the requests of `batch` not yet `settled` in one transaction.
+///
+/// A run of at least [`MIN_MERGE`] consecutive one-operation requests of the same kind (insert
+/// global, insert branch, remove global, remove branch) is written with one multi-row
+/// statement inside a savepoint. If that statement does not do exactly what the requests
+/// would have done one by one (a duplicate, a missing global), it is undone and the run is
+/// written again in halves (down to single requests), so every request still gets its own
+/// answer.
 async fn attempt(
     pool: &Pool,
     sql: &Statements,
     batch: &[Vec<StoreOp>],
     settled: &[Option<Result<(), StoreError>>],
+    merged: &AtomicU64,
 ) -> Result<Attempt, BatchFailure> {
     let fail = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
     let mut tx = pool.begin(None).await.map_err(fail("starting a transaction"))?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (index, request) in batch.iter().enumerate() {
-        if settled.get(index).is_some_and(Option::is_some) {
-            continue;
+    let pending: Vec<usize> = (0..batch.len()).filter(|&i| settled.get(i).is_some_and(Option::is_none)).collect();
+    let mut results = Vec::with_capacity(pending.len());
+    let mut start = 0;
+    while start < pending.len() {
+        let kind = pending.get(start).and_then(|&i| merge_kind(&batch[i]));
+        let mut end = start + 1;
+        while kind.is_some()
+            && end < pending.len()
+            && end - start < MAX_MERGE
+            && pending.get(end).and_then(|&i| merge_kind(&batch[i])) == kind
+        {
+            end += 1;
         }
-        match run_request(&mut tx, sql, request).await? {
-            Outcome::Done(result) => results.push(result),
-            Outcome::Poisoned(error) => {
-                if let Err(e) = tx.rollback().await {
-                    tracing::debug!(error = %e, "rollback after an aborted request");
+        // Sub-runs still to write, first on top. A merged write that fails is split in halves,
+        // so one refused request costs a few extra statements, not one per request.
+        let mut todo = vec![pending.get(start..end).unwrap_or_default()];
+        while let Some(run) = todo.pop() {
+            if let (Some(kind), true) = (kind, run.len() >= MIN_MERGE) {
+                let ops: Vec<&StoreOp> = run.iter().filter_map(|&i| batch[i].first()).collect();
+                if run_merged(&mut tx, sql, kind, &ops).await? {
+                    merged.fetch_add(u64::try_from(ops.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+                    results.extend(run.iter().map(|_| Ok(())));
+                } else {
+                    let (left, right) = run.split_at(run.len() / 2);
+                    todo.push(right);
+                    todo.push(left);
                 }
-                return Ok(Attempt::Aborted { request: index, error });
+                continue;
+            }
+            for &index in run {
+                match run_request(&mut tx, sql, &batch[index]).await? {
+                    Outcome::Done(result) => results.push(result),
+                    Outcome::Poisoned(error) => {
+                        if let Err(e) = tx.rollback().await {
+                            tracing::debug!(error = %e, "rollback after an aborted request");
+                        }
+                        return Ok(Attempt::Aborted { request: index, error });
+                    }
+                }
             }
         }
+        start = end;
     }
     tx.commit().await.map_err(|error| BatchFailure { error, context: "committing", committing: true })?;
     Ok(Attempt::Committed(results))
+}
+
+/// Fewest requests written with one multi-row statement (below it, the savepoint around the
+/// statement costs more round trips than it saves).
+const MIN_MERGE: usize = 4;
+/// Most requests in one multi-row statement.
+const MAX_MERGE: usize = 500;
+
+/// Kinds of one-operation requests that can share a multi-row statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MergeKind {
+    InsertGlobal,
+    /// Compare-and-set status updates.
+    SetGlobalStatus,
+    InsertBranch,
+    RemoveGlobal,
+    RemoveBranch,
+}
+
+fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
+    match request {
+        [StoreOp::InsertGlobal(_)] => Some(MergeKind::InsertGlobal),
+        [StoreOp::UpdateGlobalStatus { expected: Some(_), .. }] => Some(MergeKind::SetGlobalStatus),
+        [StoreOp::InsertBranch(_)] => Some(MergeKind::InsertBranch),
+        [StoreOp::RemoveGlobal { .. }] => Some(MergeKind::RemoveGlobal),
+        [StoreOp::RemoveBranch { .. }] => Some(MergeKind::RemoveBranch),
+        _ => None,
+    }
+}
+
+/// Writes `ops` (all of `kind`) with multi-row statements in a savepoint. `Ok(false)`: the
+/// statements did not write exactly one row per insert (or failed); they were undone.
+async fn run_merged(tx: &mut Tx, sql: &Statements, kind: MergeKind, ops: &[&StoreOp]) -> Result<bool, BatchFailure> {
+    let batch_level = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
+    tx.raw("SAVEPOINT merged").await.map_err(batch_level("starting a multi-row write"))?;
+    let expected = u64::try_from(ops.len()).unwrap_or(u64::MAX);
+    let done = match kind {
+        MergeKind::InsertGlobal => {
+            let mut args = Vec::with_capacity(ops.len() * 9);
+            for op in ops {
+                if let StoreOp::InsertGlobal(g) = op {
+                    args.extend(global_args(g));
+                }
+            }
+            tx.execute(&sql.insert_globals(ops.len()), &args).await.map(|n| n == expected)
+        }
+        MergeKind::SetGlobalStatus => {
+            let mut args = Vec::with_capacity(ops.len() * 3);
+            for op in ops {
+                if let StoreOp::UpdateGlobalStatus { xid, expected: Some(expected), status } = op {
+                    args.extend([
+                        Arg::Str(xid),
+                        Arg::I16(i16::from(status.code())),
+                        Arg::I16(i16::from(expected.code())),
+                    ]);
+                }
+            }
+            tx.execute(&sql.set_global_statuses(ops.len()), &args).await.map(|n| n == expected)
+        }
+        MergeKind::InsertBranch => {
+            let mut args = Vec::with_capacity(ops.len() * 9);
+            for op in ops {
+                if let StoreOp::InsertBranch(b) = op {
+                    args.extend(branch_args(b));
+                }
+            }
+            tx.execute(&sql.insert_branches(ops.len()), &args).await.map(|n| n == expected)
+        }
+        MergeKind::RemoveGlobal => {
+            let xids: Vec<&str> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    StoreOp::RemoveGlobal { xid } => Some(xid.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let (branches, globals) = sql.remove_globals(xids.len());
+            match tx.execute(&branches, &[Arg::StrList(&xids)]).await {
+                Ok(_) => tx.execute(&globals, &[Arg::StrList(&xids)]).await.map(|_| true),
+                Err(e) => Err(e),
+            }
+        }
+        MergeKind::RemoveBranch => {
+            let mut args = Vec::with_capacity(ops.len() * 2);
+            for op in ops {
+                if let StoreOp::RemoveBranch { xid, branch_id } = op {
+                    args.extend([Arg::Str(xid), Arg::I64(*branch_id)]);
+                }
+            }
+            tx.execute(&sql.remove_branches(ops.len()), &args).await.map(|_| true)
+        }
+    };
+    match done {
+        Ok(true) => {
+            tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("finishing a multi-row write"))?;
+            Ok(true)
+        }
+        Err(error) if matches!(Failure::of(&error), Failure::Connection | Failure::Closed | Failure::Contention) => {
+            Err(BatchFailure { error, context: "writing several requests", committing: false })
+        }
+        other => {
+            if let Err(error) = &other {
+                tracing::debug!(error = %error, "multi-row write failed; writing request by request");
+            }
+            tx.raw("ROLLBACK TO SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
+            tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
+            Ok(false)
+        }
+    }
+}
+
+fn global_args(g: &GlobalRecord) -> [Arg<'_>; 9] {
+    [
+        Arg::Str(&g.xid),
+        Arg::I64(g.transaction_id),
+        Arg::I16(i16::from(g.status.code())),
+        Arg::Str(&g.application_id),
+        Arg::Str(&g.transaction_service_group),
+        Arg::Str(&g.transaction_name),
+        Arg::I32(g.timeout_ms),
+        Arg::I64(g.begin_time_ms),
+        Arg::OptStr(g.application_data.as_deref()),
+    ]
+}
+
+fn branch_args(b: &BranchRecord) -> [Arg<'_>; 9] {
+    [
+        Arg::I64(b.branch_id),
+        Arg::Str(&b.xid),
+        Arg::I64(b.transaction_id),
+        Arg::OptStr(b.resource_group_id.as_deref()),
+        Arg::Str(&b.resource_id),
+        Arg::Str(b.branch_type.name()),
+        Arg::I16(i16::from(b.status.code())),
+        Arg::Str(&b.client_id),
+        Arg::OptStr(b.application_data.as_deref()),
+    ]
 }
 
 enum Outcome {
@@ -622,17 +891,7 @@ async fn apply_op(tx: &mut Tx, sql: &Statements, op: &StoreOp) -> Result<(), OpE
     let db = |context: &'static str| move |e| OpError::Db(e, context);
     match op {
         StoreOp::InsertGlobal(g) => {
-            let args = [
-                Arg::Str(&g.xid),
-                Arg::I64(g.transaction_id),
-                Arg::I16(i16::from(g.status.code())),
-                Arg::Str(&g.application_id),
-                Arg::Str(&g.transaction_service_group),
-                Arg::Str(&g.transaction_name),
-                Arg::I32(g.timeout_ms),
-                Arg::I64(g.begin_time_ms),
-                Arg::OptStr(g.application_data.as_deref()),
-            ];
+            let args = global_args(g);
             let duplicate = || OpError::Refused(StoreError::Duplicate { xid: g.xid.clone(), branch_id: None });
             match tx.execute(&sql.insert_global, &args).await {
                 Ok(0) => return Err(duplicate()),
@@ -662,18 +921,8 @@ async fn apply_op(tx: &mut Tx, sql: &Statements, op: &StoreOp) -> Result<(), OpE
             tx.execute(&sql.delete_global, &[Arg::Str(xid)]).await.map_err(db("removing a global session"))?;
         }
         StoreOp::InsertBranch(b) => {
-            let args = [
-                Arg::I64(b.branch_id),
-                Arg::Str(&b.xid),
-                Arg::I64(b.transaction_id),
-                Arg::OptStr(b.resource_group_id.as_deref()),
-                Arg::Str(&b.resource_id),
-                Arg::Str(b.branch_type.name()),
-                Arg::I16(i16::from(b.status.code())),
-                Arg::Str(&b.client_id),
-                Arg::OptStr(b.application_data.as_deref()),
-                Arg::Str(&b.xid),
-            ];
+            let mut args = branch_args(b).to_vec();
+            args.push(Arg::Str(&b.xid));
             let duplicate =
                 || OpError::Refused(StoreError::Duplicate { xid: b.xid.clone(), branch_id: Some(b.branch_id) });
             let inserted = match tx.execute(&sql.insert_branch, &args).await {
