@@ -10,6 +10,10 @@
 //! transaction is rolled back and the answer is a plain conflict. Two acquirers can never both
 //! win a row.
 //!
+//! On MySQL, deletes by `branch_id` or `xid` take gap locks that can deadlock with concurrent
+//! inserts (under Seata's Java server too). A lost deadlock is not a holder: the acquisition
+//! (check included) or the release runs again, up to `DbOptions::contention_retries` times.
+//!
 //! `skipCheckLock=true` skips the read: the insert is tried at once, and only if it collides is
 //! the full check run (so a re-entrant row still succeeds, as with the in-memory table).
 
@@ -101,6 +105,7 @@ struct Inner {
     sql: Statements,
     widths: TableInfo,
     max_rows_per_acquire: usize,
+    contention_retries: u32,
 }
 
 impl std::fmt::Debug for DbLockStore {
@@ -129,7 +134,13 @@ impl DbLockStore {
         let sql = Statements::new(pool.dialect(), &name.to_string());
         tracing::info!(url = %pool.url(), table = %name, "db lock store opened");
         Ok(DbLockStore {
-            inner: Arc::new(Inner { pool, sql, widths, max_rows_per_acquire: options.max_rows_per_acquire }),
+            inner: Arc::new(Inner {
+                pool,
+                sql,
+                widths,
+                max_rows_per_acquire: options.max_rows_per_acquire,
+                contention_retries: options.contention_retries,
+            }),
         })
     }
 
@@ -140,6 +151,24 @@ impl DbLockStore {
 
     fn raw(&self) -> &Pool {
         self.inner.pool.raw()
+    }
+
+    /// Runs one autocommit statement, again after a lost deadlock or lock wait (on MySQL a
+    /// delete by `branch_id` or `xid` takes gap locks that concurrent inserts can deadlock
+    /// with; the statements are idempotent).
+    async fn execute_retrying(&self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64, LockError> {
+        let mut attempt = 0;
+        loop {
+            match self.raw().execute(sql, args).await {
+                Ok(n) => return Ok(n),
+                Err(e) if Failure::of(&e) == Failure::Contention && attempt < self.inner.contention_retries => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "{context}: lost a lock race; retrying");
+                    tokio::time::sleep(Duration::from_millis(2u64 << attempt.min(6))).await;
+                }
+                Err(e) => return Err(fail(context)(e)),
+            }
+        }
     }
 
     /// Locks matching `filter`, newest first, skipping `offset` and returning at most `limit`
@@ -274,12 +303,13 @@ impl DbLockStore {
         for chunk in fresh.chunks(INSERT_CHUNK) {
             if let Err(e) = self.insert(&mut tx, owner, chunk).await {
                 return match Failure::of(&e) {
-                    Failure::Duplicate | Failure::Contention => {
+                    failure @ (Failure::Duplicate | Failure::Contention) => {
                         if let Err(rollback) = tx.rollback().await {
                             tracing::debug!(error = %rollback, "rollback after a lock collision");
                         }
                         let keys = fresh.iter().map(|r| r.row_key().to_owned()).collect();
-                        Ok(Err(Denied::Collision(Collision { keys })))
+                        let deadlock = failure == Failure::Contention;
+                        Ok(Err(Denied::Collision(Collision { keys, deadlock })))
                     }
                     _ => Err(e),
                 };
@@ -358,9 +388,11 @@ enum Denied {
     Collision(Collision),
 }
 
-/// A collision on insert: another acquirer inserted one of these rows first.
+/// A collision on insert: another acquirer inserted one of these rows first (a duplicate key),
+/// or the insert lost a deadlock or a lock wait against another transaction.
 struct Collision {
     keys: Vec<String>,
+    deadlock: bool,
 }
 
 /// A row found by the check.
@@ -451,13 +483,23 @@ impl LockStore for DbLockStore {
         }
         self.check_widths(&owner, &wanted)?;
         let mut skip_check = opts.skip_check_lock;
+        let mut deadlocks = 0;
         loop {
             match self.try_acquire(&owner, &wanted, opts, skip_check).await {
                 Ok(Ok(outcome)) => return Ok(outcome),
                 Ok(Err(Denied::Conflict(conflict))) => return Err(conflict),
                 // Inserted blindly and collided: check properly (the row may be our own).
                 Ok(Err(Denied::Collision(_))) if skip_check => skip_check = false,
+                // A lost deadlock is not a holder: look again (a holder shows up in the check).
+                Ok(Err(Denied::Collision(c))) if c.deadlock && deadlocks < self.inner.contention_retries => {
+                    deadlocks += 1;
+                    tokio::time::sleep(Duration::from_millis(1u64 << deadlocks.min(6))).await;
+                }
                 Ok(Err(Denied::Collision(collision))) => return Err(self.collision_conflict(&owner, collision).await),
+                Err(e) if Failure::of(&e) == Failure::Contention && deadlocks < self.inner.contention_retries => {
+                    deadlocks += 1;
+                    tokio::time::sleep(Duration::from_millis(1u64 << deadlocks.min(6))).await;
+                }
                 Err(e) => return Err(fail("acquiring row locks")(e)),
             }
         }
@@ -465,27 +507,21 @@ impl LockStore for DbLockStore {
 
     async fn release_branch(&self, _xid: &str, branch_id: i64) -> Result<usize, LockError> {
         let n = self
-            .raw()
-            .execute(&self.inner.sql.release_branch, &[Arg::I64(branch_id)])
-            .await
-            .map_err(fail("releasing a branch's locks"))?;
+            .execute_retrying(&self.inner.sql.release_branch, &[Arg::I64(branch_id)], "releasing a branch's locks")
+            .await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn release_global(&self, xid: &str) -> Result<usize, LockError> {
         let n = self
-            .raw()
-            .execute(&self.inner.sql.release_global, &[Arg::Str(xid)])
-            .await
-            .map_err(fail("releasing a transaction's locks"))?;
+            .execute_retrying(&self.inner.sql.release_global, &[Arg::Str(xid)], "releasing a transaction's locks")
+            .await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn mark_rollbacking(&self, xid: &str) -> Result<(), LockError> {
-        self.raw()
-            .execute(&self.inner.sql.mark_rollbacking, &[Arg::Str(xid)])
-            .await
-            .map_err(fail("marking locks as rolling back"))?;
+        self.execute_retrying(&self.inner.sql.mark_rollbacking, &[Arg::Str(xid)], "marking locks as rolling back")
+            .await?;
         Ok(())
     }
 
