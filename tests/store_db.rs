@@ -49,6 +49,8 @@ on_both!(
     multi_row_writes_keep_per_request_answers,
     the_pool_recovers_after_connections_are_killed,
     acknowledged_writes_survive_killed_connections,
+    session_time_zone_is_honoured,
+    two_nodes_share_the_tables,
 );
 
 fn options() -> DbOptions {
@@ -725,6 +727,66 @@ async fn acknowledged_writes_survive_killed_connections(backend: Backend) {
     if let Ok(db) = Arc::try_unwrap(db) {
         db.cleanup().await;
     }
+}
+
+/// Two stores (two server nodes) write interleaved transactions to the same tables at once;
+/// deadlocks between their batches are retried, and every request gets its own answer.
+async fn two_nodes_share_the_tables(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let nodes = [Arc::new(open(&db).await), Arc::new(open(&db).await)];
+    let mut tasks = Vec::new();
+    for worker in 0..32 {
+        let store = Arc::clone(&nodes[worker % 2]);
+        tasks.push(tokio::spawn(async move {
+            for round in 0..8 {
+                let xid = new_xid(&format!("node{worker}-{round}"));
+                store.apply(vec![StoreOp::InsertGlobal(sample_global(&xid))]).await?;
+                for _ in 0..3 {
+                    store.apply(vec![StoreOp::InsertBranch(sample_branch(&xid, new_branch_id()))]).await?;
+                }
+                let cas = StoreOp::UpdateGlobalStatus {
+                    xid: xid.clone(),
+                    expected: Some(GlobalStatus::Begin),
+                    status: GlobalStatus::AsyncCommitting,
+                };
+                store.apply(vec![cas]).await?;
+                store.apply(vec![StoreOp::RemoveGlobal { xid }]).await?;
+            }
+            Ok::<(), StoreError>(())
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("every request succeeds");
+    }
+    assert!(nodes[0].load_all().await.expect("all").is_empty());
+    assert!(db.query_strings("SELECT xid FROM branch_table").await.is_empty());
+    for node in &nodes {
+        assert_eq!(node.stats().failed_batches, 0);
+        node.close().await.expect("close");
+    }
+    db.cleanup().await;
+}
+
+/// `gmt_*` columns hold the database clock in the session time zone, like Java's `now()`.
+async fn session_time_zone_is_honoured(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let (zone, diff) = match backend {
+        // MariaDB may have no named zones loaded; offsets always work.
+        Backend::MySql => ("+08:00", "TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), gmt_create)"),
+        Backend::Postgres => (
+            "Asia/Shanghai",
+            "CAST(EXTRACT(EPOCH FROM (gmt_create - CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP))) AS BIGINT)",
+        ),
+    };
+    let options = DbOptions { time_zone: Some(zone.to_owned()), ..options() };
+    let store = DbStore::connect(&db.settings(), options).await.expect("open");
+    let xid = new_xid("tz");
+    store.apply(vec![StoreOp::InsertGlobal(sample_global(&xid))]).await.expect("insert");
+    let rows = db.query_strings(&format!("SELECT {} FROM global_table", db.text(diff))).await;
+    let seconds: i64 = rows[0][0].as_deref().and_then(|v| v.parse().ok()).expect("a number");
+    assert!((seconds - 8 * 3600).abs() < 60, "gmt_create is UTC+8: {seconds} s ahead of UTC");
+    store.close().await.expect("close");
+    db.cleanup().await;
 }
 
 /// Writes per second on a real server, one request at a time versus 64 concurrent callers

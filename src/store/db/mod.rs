@@ -37,7 +37,7 @@ pub use schema::{SeataTable, TableName, TableNames};
 pub use session::DbStore;
 pub use url::{DbUrl, TlsMode, UrlError};
 
-use conn::{config_error, store_error, Pool};
+use conn::{config_error, Pool};
 
 /// Options of the db backends that are not Seata settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +49,9 @@ pub struct DbOptions {
     pub limits: StoreLimits,
     /// Writer queue and batch sizes.
     pub group_commit: GroupCommitOptions,
-    /// How often a batch or a lock acquisition that lost a deadlock (or a serialization check)
-    /// is run again before the error is returned.
+    /// How often a write batch, a row-lock acquisition or release that lost a deadlock, a
+    /// serialization check or a lock wait is run again before giving up (an acquisition then
+    /// answers a plain lock conflict, which the client retries; the others return the error).
     pub contention_retries: u32,
     /// Session time zone for `now()`. `None`: MySQL keeps the server's default (as the JDBC
     /// driver does); PostgreSQL uses this machine's time zone (as the JDBC driver sends the
@@ -253,12 +254,6 @@ impl DbPool {
         let tables: Vec<(SeataTable, &TableName)> =
             SeataTable::ALL.iter().filter_map(|&t| names.get(t).map(|n| (t, n))).collect();
         schema::ensure(self.raw(), &tables, create).await.map(drop)
-    }
-
-    /// Runs one statement outside any transaction (administration and tests). Returns the rows
-    /// it matched.
-    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
-        self.raw().execute(sql, &[]).await.map_err(|e| store_error("running a statement", e))
     }
 
     /// Closes every connection; later calls on anything using this pool fail with

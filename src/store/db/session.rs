@@ -646,7 +646,8 @@ async fn attempt(
         }
         // Sub-runs still to write, first on top. A merged write that fails is split in halves,
         // so one refused request costs a few extra statements, not one per request.
-        let mut todo = vec![pending.get(start..end).unwrap_or_default()];
+        let mut todo = pow2_chunks(pending.get(start..end).unwrap_or_default());
+        todo.reverse();
         while let Some(run) = todo.pop() {
             if let (Some(kind), true) = (kind, run.len() >= MIN_MERGE) {
                 let ops: Vec<&StoreOp> = run.iter().filter_map(|&i| batch[i].first()).collect();
@@ -678,11 +679,29 @@ async fn attempt(
     Ok(Attempt::Committed(results))
 }
 
+/// `run` cut into pieces of power-of-two lengths (largest first) while at least [`MIN_MERGE`]
+/// long, then the rest: few distinct statement shapes, so the prepared-statement caches stay
+/// useful. Halving a failed piece keeps the lengths powers of two.
+fn pow2_chunks(run: &[usize]) -> Vec<&[usize]> {
+    let mut chunks = Vec::new();
+    let mut rest = run;
+    while rest.len() >= MIN_MERGE {
+        let n = 1usize << (usize::BITS - 1 - rest.len().leading_zeros());
+        let (chunk, tail) = rest.split_at(n);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        chunks.push(rest);
+    }
+    chunks
+}
+
 /// Fewest requests written with one multi-row statement (below it, the savepoint around the
 /// statement costs more round trips than it saves).
 const MIN_MERGE: usize = 4;
-/// Most requests in one multi-row statement.
-const MAX_MERGE: usize = 500;
+/// Most requests in one multi-row statement (a power of two).
+const MAX_MERGE: usize = 256;
 
 /// Kinds of one-operation requests that can share a multi-row statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1066,6 +1085,17 @@ fn decode_branch(row: &Row, prefix: &str) -> Result<BranchRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_are_cut_in_powers_of_two() {
+        let run: Vec<usize> = (0..39).collect();
+        let lengths: Vec<usize> = pow2_chunks(&run).iter().map(|c| c.len()).collect();
+        assert_eq!(lengths, vec![32, 4, 3]);
+        assert_eq!(pow2_chunks(&run[..3]).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![3]);
+        assert!(pow2_chunks(&[]).is_empty());
+        let flat: Vec<usize> = pow2_chunks(&run).concat();
+        assert_eq!(flat, run, "order is kept");
+    }
 
     #[test]
     fn truncation_counts_characters() {
