@@ -23,10 +23,12 @@ use std::sync::Arc;
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 
 pub mod contract;
+pub mod db;
 pub mod file;
 pub mod group_commit;
 pub mod memory;
 
+pub use db::{DbLockStore, DbOptions, DbPool, DbStore, DistributedLocker};
 pub use file::{FileStore, FileStoreOptions};
 pub use group_commit::WriteStats;
 

@@ -1,0 +1,1140 @@
+//! [`DbStore`]: the session store on Seata's `global_table` and `branch_table`.
+//!
+//! Writes go through the shared group-commit writer: one database transaction per batch of
+//! concurrent requests, one commit (one redo-log / WAL flush) for all of them. A request of
+//! several operations runs inside a `SAVEPOINT`, so that it is undone alone when one of its
+//! operations fails; a request of one operation needs none (a refused statement changes nothing,
+//! and the statements are written so that the usual refusals — a stale compare-and-set, a
+//! duplicate, a missing global — are not database errors on PostgreSQL, where an error would
+//! abort the whole transaction).
+//!
+//! Reads (`load`, `load_all`, the paging queries) run on the pool in autocommit mode, except
+//! `load_all`, which reads both tables in one read-only snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
+
+use super::conn::{store_error, Arg, Dialect, Failure, Pool, Row, Tx};
+use super::schema::{SeataTable, TableInfo};
+use super::{DbOptions, DbPool};
+use crate::store::group_commit::{BatchExecutor, BatchResult, GroupCommit};
+use crate::store::{
+    BranchRecord, GlobalRecord, SessionStore, StoreError, StoreLimits, StoreOp, StoredSession, WriteStats,
+};
+
+const GLOBAL_COLUMNS: [&str; 9] = [
+    "xid",
+    "transaction_id",
+    "status",
+    "application_id",
+    "transaction_service_group",
+    "transaction_name",
+    "timeout",
+    "begin_time",
+    "application_data",
+];
+
+const BRANCH_COLUMNS: [&str; 9] = [
+    "branch_id",
+    "xid",
+    "transaction_id",
+    "resource_group_id",
+    "resource_id",
+    "branch_type",
+    "status",
+    "client_id",
+    "application_data",
+];
+
+/// The statements of the session store, rendered once for the dialect and table names.
+#[derive(Debug)]
+struct Statements {
+    dialect: Dialect,
+    insert_global: String,
+    update_global_cas: String,
+    update_global: String,
+    global_status: String,
+    delete_branches_of: String,
+    delete_global: String,
+    insert_branch: String,
+    update_branch: String,
+    delete_branch: String,
+    load_joined: String,
+    load_global: String,
+    all_globals: String,
+    all_branches: String,
+    global_columns: String,
+    branch_columns: String,
+    global_table: String,
+    branch_table: String,
+}
+
+impl Statements {
+    fn new(dialect: Dialect, global: &str, branch: &str) -> Statements {
+        let now = dialect.now();
+        let now6 = dialect.now_micros();
+        let s = |sql: String| dialect.sql(&sql);
+        let gcols = GLOBAL_COLUMNS.join(", ");
+        let bcols = BRANCH_COLUMNS.join(", ");
+        let aliased = |prefix: &str, table: &str, cols: &[&str]| {
+            cols.iter().map(|c| format!("{table}.{c} AS {prefix}{c}")).collect::<Vec<_>>().join(", ")
+        };
+        let (on_conflict_xid, on_conflict_branch) = match dialect {
+            Dialect::MySql => ("", ""),
+            Dialect::Postgres => (" ON CONFLICT (xid) DO NOTHING", " ON CONFLICT (branch_id) DO NOTHING"),
+        };
+        Statements {
+            dialect,
+            insert_global: s(format!(
+                "INSERT INTO {global} ({gcols}, gmt_create, gmt_modified) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, {now}){on_conflict_xid}"
+            )),
+            update_global_cas: s(format!(
+                "UPDATE {global} SET status = ?, gmt_modified = {now} WHERE xid = ? AND status = ?"
+            )),
+            update_global: s(format!("UPDATE {global} SET status = ?, gmt_modified = {now} WHERE xid = ?")),
+            global_status: s(format!("SELECT status FROM {global} WHERE xid = ?")),
+            delete_branches_of: s(format!("DELETE FROM {branch} WHERE xid = ?")),
+            delete_global: s(format!("DELETE FROM {global} WHERE xid = ?")),
+            // Inserts only if the global row exists: one statement on the happy path.
+            insert_branch: s(format!(
+                "INSERT INTO {branch} ({bcols}, gmt_create, gmt_modified) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now6}, {now6} FROM {global} WHERE xid = ?{on_conflict_branch}"
+            )),
+            update_branch: s(format!(
+                "UPDATE {branch} SET status = ?, application_data = COALESCE(?, application_data), \
+                 gmt_modified = {now6} WHERE xid = ? AND branch_id = ?"
+            )),
+            delete_branch: s(format!("DELETE FROM {branch} WHERE xid = ? AND branch_id = ?")),
+            load_joined: s(format!(
+                "SELECT {}, {} FROM {global} g LEFT JOIN {branch} b ON b.xid = g.xid \
+                 WHERE g.xid = ? ORDER BY b.gmt_create, b.branch_id",
+                aliased("g_", "g", &GLOBAL_COLUMNS),
+                aliased("b_", "b", &BRANCH_COLUMNS)
+            )),
+            load_global: s(format!("SELECT {gcols} FROM {global} WHERE xid = ?")),
+            // Begin order; begin_time is in milliseconds and gmt_create in seconds, so ties
+            // fall back to the xid.
+            all_globals: s(format!("SELECT {gcols} FROM {global} ORDER BY begin_time, gmt_create, xid")),
+            all_branches: s(format!("SELECT {bcols} FROM {branch} ORDER BY gmt_create, branch_id")),
+            global_columns: gcols,
+            branch_columns: bcols,
+            global_table: global.to_owned(),
+            branch_table: branch.to_owned(),
+        }
+    }
+
+    /// Inserts `count` global rows.
+    fn insert_globals(&self, count: usize) -> String {
+        let now = self.dialect.now();
+        let row = format!("(?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, {now})");
+        let conflict = match self.dialect {
+            Dialect::MySql => "",
+            Dialect::Postgres => " ON CONFLICT (xid) DO NOTHING",
+        };
+        self.dialect.sql(&format!(
+            "INSERT INTO {} ({}, gmt_create, gmt_modified) VALUES {}{conflict}",
+            self.global_table,
+            self.global_columns,
+            vec![row; count.max(1)].join(", ")
+        ))
+    }
+
+    /// Compare-and-set of `count` global statuses: (xid, new status, expected status) each.
+    /// Matches one row per update when every expected status is the stored one.
+    fn set_global_statuses(&self, count: usize) -> String {
+        let now = self.dialect.now();
+        let global = &self.global_table;
+        match self.dialect {
+            Dialect::MySql => {
+                let mut rows = vec!["SELECT ? AS xid, ? AS new_status, ? AS old_status".to_owned()];
+                rows.extend(std::iter::repeat_n("SELECT ?, ?, ?".to_owned(), count.saturating_sub(1)));
+                format!(
+                    "UPDATE {global} g JOIN ({}) v ON g.xid = v.xid AND g.status = v.old_status \
+                     SET g.status = v.new_status, g.gmt_modified = {now}",
+                    rows.join(" UNION ALL ")
+                )
+            }
+            Dialect::Postgres => self.dialect.sql(&format!(
+                "UPDATE {global} g SET status = v.new_status, gmt_modified = {now} \
+                 FROM (VALUES {}) AS v (xid, new_status, old_status) \
+                 WHERE g.xid = v.xid AND g.status = v.old_status",
+                vec!["(?, ?, ?)"; count.max(1)].join(", ")
+            )),
+        }
+    }
+
+    /// Inserts `count` branch rows, each only if its global row exists.
+    fn insert_branches(&self, count: usize) -> String {
+        let now6 = self.dialect.now_micros();
+        let first =
+            format!("SELECT {}", BRANCH_COLUMNS.iter().map(|c| format!("? AS {c}")).collect::<Vec<_>>().join(", "));
+        let other = format!("SELECT {}", vec!["?"; BRANCH_COLUMNS.len()].join(", "));
+        let mut rows = vec![first];
+        rows.extend(std::iter::repeat_n(other, count.saturating_sub(1)));
+        let conflict = match self.dialect {
+            Dialect::MySql => "",
+            Dialect::Postgres => " ON CONFLICT (branch_id) DO NOTHING",
+        };
+        let values = BRANCH_COLUMNS.iter().map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ");
+        self.dialect.sql(&format!(
+            "INSERT INTO {branch} ({}, gmt_create, gmt_modified) SELECT {values}, {now6}, {now6} \
+             FROM ({}) v WHERE EXISTS (SELECT 1 FROM {global} g WHERE g.xid = v.xid){conflict}",
+            self.branch_columns,
+            rows.join(" UNION ALL "),
+            branch = self.branch_table,
+            global = self.global_table,
+        ))
+    }
+
+    /// Deletes the branch rows, then the global rows, of `count` xids.
+    fn remove_globals(&self, count: usize) -> (String, String) {
+        let condition = self.dialect.in_list("xid", count);
+        (
+            self.dialect.sql(&format!("DELETE FROM {} WHERE {condition}", self.branch_table)),
+            self.dialect.sql(&format!("DELETE FROM {} WHERE {condition}", self.global_table)),
+        )
+    }
+
+    /// Deletes `count` branch rows by (xid, branch id).
+    fn remove_branches(&self, count: usize) -> String {
+        self.dialect.sql(&format!(
+            "DELETE FROM {} WHERE (xid, branch_id) IN ({})",
+            self.branch_table,
+            vec!["(?, ?)"; count.max(1)].join(", ")
+        ))
+    }
+
+    fn snapshot(&self) -> &'static str {
+        match self.dialect {
+            Dialect::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+}
+
+/// Text columns whose width is checked before writing, and the width of
+/// `transaction_name` (truncated, as Seata does).
+#[derive(Debug, Clone)]
+struct Widths {
+    global: TableInfo,
+    branch: TableInfo,
+}
+
+impl Widths {
+    fn check(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let bound = |info: &TableInfo, table: SeataTable, field: &'static str, value: &str| {
+            let max = info.width(table, field);
+            let len = value.chars().count();
+            match max {
+                Some(max) if len > max => Err(StoreError::TooLarge { field, len, max }),
+                _ => Ok(()),
+            }
+        };
+        let g = |field, value: &str| bound(&self.global, SeataTable::Global, field, value);
+        let b = |field, value: &str| bound(&self.branch, SeataTable::Branch, field, value);
+        for op in ops {
+            match op {
+                StoreOp::InsertGlobal(r) => {
+                    g("xid", &r.xid)?;
+                    g("application_id", &r.application_id)?;
+                    g("transaction_service_group", &r.transaction_service_group)?;
+                    if let Some(data) = &r.application_data {
+                        g("application_data", data)?;
+                    }
+                }
+                StoreOp::InsertBranch(r) => {
+                    b("xid", &r.xid)?;
+                    if let Some(group) = &r.resource_group_id {
+                        b("resource_group_id", group)?;
+                    }
+                    b("resource_id", &r.resource_id)?;
+                    b("branch_type", r.branch_type.name())?;
+                    b("client_id", &r.client_id)?;
+                    if let Some(data) = &r.application_data {
+                        b("application_data", data)?;
+                    }
+                }
+                StoreOp::UpdateBranch { application_data: Some(data), .. } => b("application_data", data)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn transaction_name_width(&self) -> Option<usize> {
+        self.global.width(SeataTable::Global, "transaction_name")
+    }
+}
+
+/// `value` cut to at most `max` characters.
+fn truncate(value: &str, max: Option<usize>) -> &str {
+    match max.and_then(|max| value.char_indices().nth(max)) {
+        Some((end, _)) => value.get(..end).unwrap_or(value),
+        None => value,
+    }
+}
+
+/// The session store on MySQL, MariaDB or PostgreSQL, on Seata's tables.
+///
+/// Rows are what seata-server writes: statuses as numbers, the branch type by name,
+/// `gmt_create`/`gmt_modified` from the database clock, `begin_time` in epoch milliseconds.
+/// `branch_table` has no lock-key column, so [`BranchRecord::lock_key`] is not stored: loaded
+/// branches have `lock_key: None` (in db mode the locks themselves live in `lock_table`).
+pub struct DbStore {
+    pool: DbPool,
+    owns_pool: bool,
+    writer: GroupCommit,
+    sql: Arc<Statements>,
+    limits: StoreLimits,
+    widths: Arc<Widths>,
+    merged: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for DbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbStore").field("url", &self.pool.url()).field("stats", &self.writer.stats()).finish()
+    }
+}
+
+impl DbStore {
+    /// Connects with `seata.store.db.*` and opens the store on a pool of its own, closed by
+    /// [`close`](SessionStore::close).
+    pub async fn connect(settings: &crate::config::DbStoreSettings, options: DbOptions) -> Result<DbStore, StoreError> {
+        let pool = DbPool::connect(settings, &options).await?;
+        match DbStore::open(pool.clone(), options).await {
+            Ok(mut store) => {
+                store.owns_pool = true;
+                Ok(store)
+            }
+            Err(e) => {
+                pool.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the store on a shared pool (which `close` leaves open). Checks that
+    /// `global_table` and `branch_table` exist with Seata's columns, creating them if
+    /// `options.create_missing_tables` is set.
+    pub async fn open(pool: DbPool, options: DbOptions) -> Result<DbStore, StoreError> {
+        let names = pool.tables();
+        let found = super::schema::ensure(
+            pool.raw(),
+            &[(SeataTable::Global, &names.global), (SeataTable::Branch, &names.branch)],
+            options.create_missing_tables,
+        )
+        .await?;
+        let info = |t: SeataTable| found.get(&t).cloned().unwrap_or_else(|| TableInfo::seata(t));
+        let widths = Arc::new(Widths { global: info(SeataTable::Global), branch: info(SeataTable::Branch) });
+        let sql = Arc::new(Statements::new(pool.dialect(), &names.global.to_string(), &names.branch.to_string()));
+        let merged = Arc::new(AtomicU64::new(0));
+        let executor = DbExecutor {
+            pool: pool.raw().clone(),
+            sql: Arc::clone(&sql),
+            contention_retries: options.contention_retries,
+            merged: Arc::clone(&merged),
+        };
+        let writer = GroupCommit::spawn(executor, options.group_commit);
+        tracing::info!(url = %pool.url(), global_table = %names.global, branch_table = %names.branch, "db session store opened");
+        Ok(DbStore { pool, owns_pool: false, writer, sql, limits: options.limits, widths, merged })
+    }
+
+    /// The pool, to share with [`DbLockStore`](super::DbLockStore) and
+    /// [`DistributedLocker`](super::DistributedLocker).
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// The writer's counters (batches, requests, batch sizes).
+    pub fn stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+
+    /// Requests written by multi-row statements shared with other requests of their batch.
+    pub fn merged_requests(&self) -> u64 {
+        self.merged.load(Ordering::Relaxed)
+    }
+
+    fn reader(&self) -> Result<&Pool, StoreError> {
+        self.writer.ensure_open()?;
+        Ok(self.pool.raw())
+    }
+
+    /// The global row of `xid` without its branches.
+    pub async fn load_global(&self, xid: &str) -> Result<Option<GlobalRecord>, StoreError> {
+        let rows = self
+            .reader()?
+            .fetch_all(&self.sql.load_global, &[Arg::Str(xid)])
+            .await
+            .map_err(|e| store_error("reading a global session", e))?;
+        rows.first().map(|row| decode_global(row, "")).transpose()
+    }
+
+    /// Global rows whose status is one of `statuses` (all rows when empty), oldest
+    /// `gmt_modified` first (then by xid), skipping `offset` rows and returning at most `limit`:
+    /// Seata's status query (`… ORDER BY gmt_modified LIMIT ?`), with paging.
+    pub async fn query_globals(
+        &self,
+        statuses: &[GlobalStatus],
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<GlobalRecord>, StoreError> {
+        let pool = self.reader()?;
+        let filter = status_filter(statuses);
+        let sql = self.sql.dialect.sql(&format!(
+            "SELECT {} FROM {}{filter} ORDER BY gmt_modified, xid LIMIT ? OFFSET ?",
+            self.sql.global_columns, self.sql.global_table
+        ));
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = pool
+            .fetch_all(&sql, &[Arg::I64(i64::from(limit)), Arg::I64(offset)])
+            .await
+            .map_err(|e| store_error("querying global sessions", e))?;
+        rows.iter().map(|row| decode_global(row, "")).collect()
+    }
+
+    /// Like [`query_globals`](Self::query_globals) from the first row, with each session's
+    /// branches (read with one `xid IN (…)` query, in registration order).
+    pub async fn load_by_status(
+        &self,
+        statuses: &[GlobalStatus],
+        limit: u32,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        let globals = self.query_globals(statuses, limit, 0).await?;
+        if globals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let xids: Vec<&str> = globals.iter().map(|g| g.xid.as_str()).collect();
+        let dialect = self.sql.dialect;
+        let sql = dialect.sql(&format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY gmt_create, branch_id",
+            self.sql.branch_columns,
+            self.sql.branch_table,
+            dialect.in_list("xid", xids.len())
+        ));
+        let rows = self
+            .reader()?
+            .fetch_all(&sql, &[Arg::StrList(&xids)])
+            .await
+            .map_err(|e| store_error("reading branch sessions", e))?;
+        let mut by_xid: HashMap<String, Vec<BranchRecord>> = HashMap::new();
+        for row in &rows {
+            let branch = decode_branch(row, "")?;
+            by_xid.entry(branch.xid.clone()).or_default().push(branch);
+        }
+        Ok(globals
+            .into_iter()
+            .map(|global| {
+                let branches = by_xid.remove(&global.xid).unwrap_or_default();
+                StoredSession { global, branches }
+            })
+            .collect())
+    }
+
+    /// The configured `query-limit`: rows per status query of the recovery jobs.
+    pub fn query_limit(&self) -> u32 {
+        self.pool.query_limit()
+    }
+}
+
+fn status_filter(statuses: &[GlobalStatus]) -> String {
+    if statuses.is_empty() {
+        return String::new();
+    }
+    let codes: Vec<String> = statuses.iter().map(|s| s.code().to_string()).collect();
+    format!(" WHERE status IN ({})", codes.join(", "))
+}
+
+#[async_trait::async_trait]
+impl SessionStore for DbStore {
+    async fn apply(&self, mut ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        self.writer.ensure_open()?;
+        self.limits.check(&ops)?;
+        self.widths.check(&ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let width = self.widths.transaction_name_width();
+        for op in &mut ops {
+            if let StoreOp::InsertGlobal(g) = op {
+                let cut = truncate(&g.transaction_name, width);
+                if cut.len() < g.transaction_name.len() {
+                    g.transaction_name = cut.to_owned();
+                }
+            }
+        }
+        self.writer.submit(ops).await
+    }
+
+    async fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let pool = self.reader()?;
+        let read = |e| store_error("reading all sessions", e);
+        let mut tx = pool.begin(Some(self.sql.snapshot())).await.map_err(read)?;
+        let globals = tx.fetch_all(&self.sql.all_globals, &[]).await.map_err(read)?;
+        let branches = tx.fetch_all(&self.sql.all_branches, &[]).await.map_err(read)?;
+        tx.commit().await.map_err(read)?;
+
+        let mut by_xid: HashMap<String, Vec<BranchRecord>> = HashMap::new();
+        for row in &branches {
+            let branch = decode_branch(row, "")?;
+            by_xid.entry(branch.xid.clone()).or_default().push(branch);
+        }
+        let mut sessions = Vec::with_capacity(globals.len());
+        for row in &globals {
+            let global = decode_global(row, "")?;
+            let branches = by_xid.remove(&global.xid).unwrap_or_default();
+            sessions.push(StoredSession { global, branches });
+        }
+        if !by_xid.is_empty() {
+            tracing::warn!(globals = by_xid.len(), "branch rows without a global row ignored");
+        }
+        Ok(sessions)
+    }
+
+    async fn load(&self, xid: &str) -> Result<Option<StoredSession>, StoreError> {
+        let rows = self
+            .reader()?
+            .fetch_all(&self.sql.load_joined, &[Arg::Str(xid)])
+            .await
+            .map_err(|e| store_error("reading a session", e))?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let global = decode_global(first, "g_")?;
+        let mut branches = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.int("b_branch_id").map_err(|e| corrupt_global(xid, &e))?.is_some() {
+                branches.push(decode_branch(row, "b_")?);
+            }
+        }
+        Ok(Some(StoredSession { global, branches }))
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let result = self.writer.close().await;
+        if self.owns_pool && !self.pool.raw().is_closed() {
+            self.pool.close().await;
+            tracing::info!(url = %self.pool.url(), "db session store closed");
+        }
+        result
+    }
+
+    fn write_stats(&self) -> Option<WriteStats> {
+        Some(self.writer.stats())
+    }
+}
+
+/// The write side, driven by the group-commit writer: takes a pooled connection per batch.
+struct DbExecutor {
+    pool: Pool,
+    sql: Arc<Statements>,
+    contention_retries: u32,
+    /// Requests written by multi-row statements.
+    merged: Arc<AtomicU64>,
+}
+
+/// Times a batch whose connection was lost before the commit is run again on another
+/// connection (safe: nothing of it was committed).
+const MAX_RECONNECTS: u32 = 3;
+
+/// Attempts at a batch that drop a request which aborted the transaction (see
+/// [`Attempt::Aborted`]) before the whole batch is failed.
+const MAX_ABORTS: usize = 4;
+
+/// How one attempt at a batch ended.
+enum Attempt {
+    /// Committed: one result per request that was not settled before, in order.
+    Committed(Vec<Result<(), StoreError>>),
+    /// Request `request` failed with `error` and could not be undone alone (PostgreSQL aborts
+    /// the whole transaction on an error); nothing of this attempt is written.
+    Aborted { request: usize, error: StoreError },
+}
+
+/// Why an attempt failed as a whole: the database error and whether it happened while
+/// committing (then the outcome is unknown and the batch is not run again).
+struct BatchFailure {
+    error: sqlx::Error,
+    context: &'static str,
+    committing: bool,
+}
+
+#[async_trait::async_trait]
+impl BatchExecutor for DbExecutor {
+    async fn execute(&mut self, batch: &[Vec<StoreOp>]) -> BatchResult {
+        let mut settled: Vec<Option<Result<(), StoreError>>> = vec![None; batch.len()];
+        let (mut aborts, mut contention, mut reconnects) = (0, 0, 0);
+        loop {
+            match attempt(&self.pool, &self.sql, batch, &settled, &self.merged).await {
+                Ok(Attempt::Committed(results)) => {
+                    for (slot, result) in settled.iter_mut().filter(|s| s.is_none()).zip(results) {
+                        *slot = Some(result);
+                    }
+                    return Ok(settled.into_iter().map(|r| r.unwrap_or(Err(StoreError::WriterStopped))).collect());
+                }
+                Ok(Attempt::Aborted { request, error }) => {
+                    aborts += 1;
+                    if aborts >= MAX_ABORTS {
+                        return Err(error);
+                    }
+                    tracing::warn!(error = %error, "a request aborted its batch; retrying without it");
+                    if let Some(slot) = settled.get_mut(request) {
+                        *slot = Some(Err(error));
+                    }
+                }
+                Err(failure) => match Failure::of(&failure.error) {
+                    Failure::Contention if contention < self.contention_retries => {
+                        contention += 1;
+                        tracing::debug!(error = %failure.error, attempt = contention, "batch lost a lock race; retrying");
+                        tokio::time::sleep(backoff(contention)).await;
+                    }
+                    // Nothing was committed: run the batch again on a fresh connection.
+                    Failure::Connection if !failure.committing && reconnects < MAX_RECONNECTS => {
+                        reconnects += 1;
+                        tracing::warn!(error = %failure.error, attempt = reconnects, "connection lost during a batch; retrying");
+                    }
+                    _ => return Err(store_error(failure.context, failure.error)),
+                },
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A growing, jittered pause between attempts after a deadlock.
+fn backoff(attempt: u32) -> Duration {
+    let base = 5u64.saturating_mul(1 << attempt.min(6));
+    Duration::from_millis(base + rand::random::<u64>() % base.max(1))
+}
+
+/// Runs the requests of `batch` not yet `settled` in one transaction.
+///
+/// A run of at least [`MIN_MERGE`] consecutive one-operation requests of the same kind (insert
+/// global, insert branch, remove global, remove branch) is written with one multi-row
+/// statement inside a savepoint. If that statement does not do exactly what the requests
+/// would have done one by one (a duplicate, a missing global), it is undone and the run is
+/// written again in halves (down to single requests), so every request still gets its own
+/// answer.
+async fn attempt(
+    pool: &Pool,
+    sql: &Statements,
+    batch: &[Vec<StoreOp>],
+    settled: &[Option<Result<(), StoreError>>],
+    merged: &AtomicU64,
+) -> Result<Attempt, BatchFailure> {
+    let fail = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
+    let mut tx = pool.begin(None).await.map_err(fail("starting a transaction"))?;
+    let pending: Vec<usize> = (0..batch.len()).filter(|&i| settled.get(i).is_some_and(Option::is_none)).collect();
+    let mut results = Vec::with_capacity(pending.len());
+    let mut start = 0;
+    while start < pending.len() {
+        let kind = pending.get(start).and_then(|&i| merge_kind(&batch[i]));
+        let mut end = start + 1;
+        while kind.is_some()
+            && end < pending.len()
+            && end - start < MAX_MERGE
+            && pending.get(end).and_then(|&i| merge_kind(&batch[i])) == kind
+        {
+            end += 1;
+        }
+        // Sub-runs still to write, first on top. A merged write that fails is split in halves,
+        // so one refused request costs a few extra statements, not one per request.
+        let mut todo = pow2_chunks(pending.get(start..end).unwrap_or_default());
+        todo.reverse();
+        while let Some(run) = todo.pop() {
+            if let (Some(kind), true) = (kind, run.len() >= MIN_MERGE) {
+                let ops: Vec<&StoreOp> = run.iter().filter_map(|&i| batch[i].first()).collect();
+                if run_merged(&mut tx, sql, kind, &ops).await? {
+                    merged.fetch_add(u64::try_from(ops.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+                    results.extend(run.iter().map(|_| Ok(())));
+                } else {
+                    let (left, right) = run.split_at(run.len() / 2);
+                    todo.push(right);
+                    todo.push(left);
+                }
+                continue;
+            }
+            for &index in run {
+                match run_request(&mut tx, sql, &batch[index]).await? {
+                    Outcome::Done(result) => results.push(result),
+                    Outcome::Poisoned(error) => {
+                        if let Err(e) = tx.rollback().await {
+                            tracing::debug!(error = %e, "rollback after an aborted request");
+                        }
+                        return Ok(Attempt::Aborted { request: index, error });
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    tx.commit().await.map_err(|error| BatchFailure { error, context: "committing", committing: true })?;
+    Ok(Attempt::Committed(results))
+}
+
+/// `run` cut into pieces of power-of-two lengths (largest first) while at least [`MIN_MERGE`]
+/// long, then the rest: few distinct statement shapes, so the prepared-statement caches stay
+/// useful. Halving a failed piece keeps the lengths powers of two.
+fn pow2_chunks(run: &[usize]) -> Vec<&[usize]> {
+    let mut chunks = Vec::new();
+    let mut rest = run;
+    while rest.len() >= MIN_MERGE {
+        let n = 1usize << (usize::BITS - 1 - rest.len().leading_zeros());
+        let (chunk, tail) = rest.split_at(n);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        chunks.push(rest);
+    }
+    chunks
+}
+
+/// Fewest requests written with one multi-row statement (below it, the savepoint around the
+/// statement costs more round trips than it saves).
+const MIN_MERGE: usize = 4;
+/// Most requests in one multi-row statement (a power of two).
+const MAX_MERGE: usize = 256;
+
+/// Kinds of one-operation requests that can share a multi-row statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MergeKind {
+    InsertGlobal,
+    /// Compare-and-set status updates.
+    SetGlobalStatus,
+    InsertBranch,
+    RemoveGlobal,
+    RemoveBranch,
+}
+
+fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
+    match request {
+        [StoreOp::InsertGlobal(_)] => Some(MergeKind::InsertGlobal),
+        [StoreOp::UpdateGlobalStatus { expected: Some(_), .. }] => Some(MergeKind::SetGlobalStatus),
+        [StoreOp::InsertBranch(_)] => Some(MergeKind::InsertBranch),
+        [StoreOp::RemoveGlobal { .. }] => Some(MergeKind::RemoveGlobal),
+        [StoreOp::RemoveBranch { .. }] => Some(MergeKind::RemoveBranch),
+        _ => None,
+    }
+}
+
+/// Writes `ops` (all of `kind`) with multi-row statements in a savepoint. `Ok(false)`: the
+/// statements did not write exactly one row per insert (or failed); they were undone.
+async fn run_merged(tx: &mut Tx, sql: &Statements, kind: MergeKind, ops: &[&StoreOp]) -> Result<bool, BatchFailure> {
+    let batch_level = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
+    tx.raw("SAVEPOINT merged").await.map_err(batch_level("starting a multi-row write"))?;
+    let expected = u64::try_from(ops.len()).unwrap_or(u64::MAX);
+    let done = match kind {
+        MergeKind::InsertGlobal => {
+            let mut args = Vec::with_capacity(ops.len() * 9);
+            for op in ops {
+                if let StoreOp::InsertGlobal(g) = op {
+                    args.extend(global_args(g));
+                }
+            }
+            tx.execute(&sql.insert_globals(ops.len()), &args).await.map(|n| n == expected)
+        }
+        MergeKind::SetGlobalStatus => {
+            let mut args = Vec::with_capacity(ops.len() * 3);
+            for op in ops {
+                if let StoreOp::UpdateGlobalStatus { xid, expected: Some(expected), status } = op {
+                    args.extend([
+                        Arg::Str(xid),
+                        Arg::I16(i16::from(status.code())),
+                        Arg::I16(i16::from(expected.code())),
+                    ]);
+                }
+            }
+            tx.execute(&sql.set_global_statuses(ops.len()), &args).await.map(|n| n == expected)
+        }
+        MergeKind::InsertBranch => {
+            let mut args = Vec::with_capacity(ops.len() * 9);
+            for op in ops {
+                if let StoreOp::InsertBranch(b) = op {
+                    args.extend(branch_args(b));
+                }
+            }
+            tx.execute(&sql.insert_branches(ops.len()), &args).await.map(|n| n == expected)
+        }
+        MergeKind::RemoveGlobal => {
+            let xids: Vec<&str> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    StoreOp::RemoveGlobal { xid } => Some(xid.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let (branches, globals) = sql.remove_globals(xids.len());
+            match tx.execute(&branches, &[Arg::StrList(&xids)]).await {
+                Ok(_) => tx.execute(&globals, &[Arg::StrList(&xids)]).await.map(|_| true),
+                Err(e) => Err(e),
+            }
+        }
+        MergeKind::RemoveBranch => {
+            let mut args = Vec::with_capacity(ops.len() * 2);
+            for op in ops {
+                if let StoreOp::RemoveBranch { xid, branch_id } = op {
+                    args.extend([Arg::Str(xid), Arg::I64(*branch_id)]);
+                }
+            }
+            tx.execute(&sql.remove_branches(ops.len()), &args).await.map(|_| true)
+        }
+    };
+    match done {
+        Ok(true) => {
+            tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("finishing a multi-row write"))?;
+            Ok(true)
+        }
+        Err(error) if matches!(Failure::of(&error), Failure::Connection | Failure::Closed | Failure::Contention) => {
+            Err(BatchFailure { error, context: "writing several requests", committing: false })
+        }
+        other => {
+            if let Err(error) = &other {
+                tracing::debug!(error = %error, "multi-row write failed; writing request by request");
+            }
+            tx.raw("ROLLBACK TO SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
+            tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
+            Ok(false)
+        }
+    }
+}
+
+fn global_args(g: &GlobalRecord) -> [Arg<'_>; 9] {
+    [
+        Arg::Str(&g.xid),
+        Arg::I64(g.transaction_id),
+        Arg::I16(i16::from(g.status.code())),
+        Arg::Str(&g.application_id),
+        Arg::Str(&g.transaction_service_group),
+        Arg::Str(&g.transaction_name),
+        Arg::I32(g.timeout_ms),
+        Arg::I64(g.begin_time_ms),
+        Arg::OptStr(g.application_data.as_deref()),
+    ]
+}
+
+fn branch_args(b: &BranchRecord) -> [Arg<'_>; 9] {
+    [
+        Arg::I64(b.branch_id),
+        Arg::Str(&b.xid),
+        Arg::I64(b.transaction_id),
+        Arg::OptStr(b.resource_group_id.as_deref()),
+        Arg::Str(&b.resource_id),
+        Arg::Str(b.branch_type.name()),
+        Arg::I16(i16::from(b.status.code())),
+        Arg::Str(&b.client_id),
+        Arg::OptStr(b.application_data.as_deref()),
+    ]
+}
+
+enum Outcome {
+    /// The request's own result; a failed request left nothing behind.
+    Done(Result<(), StoreError>),
+    /// The request failed and took the transaction with it.
+    Poisoned(StoreError),
+}
+
+/// Why one operation failed.
+enum OpError {
+    /// Refused without a database error, or by an error that undid only its statement (MySQL).
+    Refused(StoreError),
+    /// A database error.
+    Db(sqlx::Error, &'static str),
+}
+
+/// Runs one request, in a savepoint if it has several operations.
+async fn run_request(tx: &mut Tx, sql: &Statements, ops: &[StoreOp]) -> Result<Outcome, BatchFailure> {
+    let batch_level = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
+    let savepoint = ops.len() > 1;
+    if savepoint {
+        tx.raw("SAVEPOINT request").await.map_err(batch_level("starting a request"))?;
+    }
+    let mut failure = None;
+    for op in ops {
+        match apply_op(tx, sql, op).await {
+            Ok(()) => {}
+            Err(OpError::Refused(e)) => {
+                failure = Some((e, false));
+                break;
+            }
+            Err(OpError::Db(error, context)) => match Failure::of(&error) {
+                Failure::Connection | Failure::Closed | Failure::Contention => {
+                    return Err(BatchFailure { error, context, committing: false });
+                }
+                Failure::Duplicate | Failure::Other => {
+                    failure = Some((StoreError::unavailable(context, error), true));
+                    break;
+                }
+            },
+        }
+    }
+    match failure {
+        None => {
+            if savepoint {
+                tx.raw("RELEASE SAVEPOINT request").await.map_err(batch_level("finishing a request"))?;
+            }
+            Ok(Outcome::Done(Ok(())))
+        }
+        Some((error, db_error)) => {
+            if savepoint {
+                let undone = match tx.raw("ROLLBACK TO SAVEPOINT request").await {
+                    Ok(()) => tx.raw("RELEASE SAVEPOINT request").await,
+                    Err(e) => Err(e),
+                };
+                return match undone {
+                    Ok(()) => Ok(Outcome::Done(Err(error))),
+                    Err(e) if matches!(Failure::of(&e), Failure::Connection | Failure::Closed) => {
+                        Err(BatchFailure { error: e, context: "undoing a request", committing: false })
+                    }
+                    Err(_) => Ok(Outcome::Poisoned(error)),
+                };
+            }
+            // One statement: MySQL undid just that statement; PostgreSQL aborted the transaction.
+            if db_error && sql.dialect == Dialect::Postgres {
+                Ok(Outcome::Poisoned(error))
+            } else {
+                Ok(Outcome::Done(Err(error)))
+            }
+        }
+    }
+}
+
+async fn apply_op(tx: &mut Tx, sql: &Statements, op: &StoreOp) -> Result<(), OpError> {
+    let db = |context: &'static str| move |e| OpError::Db(e, context);
+    match op {
+        StoreOp::InsertGlobal(g) => {
+            let args = global_args(g);
+            let duplicate = || OpError::Refused(StoreError::Duplicate { xid: g.xid.clone(), branch_id: None });
+            match tx.execute(&sql.insert_global, &args).await {
+                Ok(0) => return Err(duplicate()),
+                Ok(_) => {}
+                Err(e) if sql.dialect == Dialect::MySql && Failure::of(&e) == Failure::Duplicate => {
+                    return Err(duplicate())
+                }
+                Err(e) => return Err(OpError::Db(e, "inserting a global session")),
+            }
+        }
+        StoreOp::UpdateGlobalStatus { xid, expected, status } => {
+            let new = Arg::I16(i16::from(status.code()));
+            let matched = match expected {
+                Some(expected) => {
+                    tx.execute(&sql.update_global_cas, &[new, Arg::Str(xid), Arg::I16(i16::from(expected.code()))])
+                        .await
+                }
+                None => tx.execute(&sql.update_global, &[new, Arg::Str(xid)]).await,
+            }
+            .map_err(db("updating a global status"))?;
+            if matched == 0 {
+                return Err(global_miss(tx, sql, xid, *expected).await);
+            }
+        }
+        StoreOp::RemoveGlobal { xid } => {
+            tx.execute(&sql.delete_branches_of, &[Arg::Str(xid)]).await.map_err(db("removing branch sessions"))?;
+            tx.execute(&sql.delete_global, &[Arg::Str(xid)]).await.map_err(db("removing a global session"))?;
+        }
+        StoreOp::InsertBranch(b) => {
+            let mut args = branch_args(b).to_vec();
+            args.push(Arg::Str(&b.xid));
+            let duplicate =
+                || OpError::Refused(StoreError::Duplicate { xid: b.xid.clone(), branch_id: Some(b.branch_id) });
+            let inserted = match tx.execute(&sql.insert_branch, &args).await {
+                Ok(n) => n,
+                Err(e) if sql.dialect == Dialect::MySql && Failure::of(&e) == Failure::Duplicate => {
+                    return Err(duplicate())
+                }
+                Err(e) => return Err(OpError::Db(e, "inserting a branch session")),
+            };
+            if inserted == 0 {
+                // No global row (both dialects), or (PostgreSQL) the branch id is taken.
+                let global = match sql.dialect {
+                    Dialect::MySql => Vec::new(),
+                    Dialect::Postgres => tx
+                        .fetch_all(&sql.global_status, &[Arg::Str(&b.xid)])
+                        .await
+                        .map_err(db("reading a global session"))?,
+                };
+                return Err(if global.is_empty() {
+                    OpError::Refused(StoreError::NotFound { xid: b.xid.clone(), branch_id: None })
+                } else {
+                    duplicate()
+                });
+            }
+        }
+        StoreOp::UpdateBranch { xid, branch_id, status, application_data } => {
+            let args = [
+                Arg::I16(i16::from(status.code())),
+                Arg::OptStr(application_data.as_deref()),
+                Arg::Str(xid),
+                Arg::I64(*branch_id),
+            ];
+            let matched = tx.execute(&sql.update_branch, &args).await.map_err(db("updating a branch session"))?;
+            if matched == 0 {
+                return Err(OpError::Refused(StoreError::NotFound { xid: xid.clone(), branch_id: Some(*branch_id) }));
+            }
+        }
+        StoreOp::RemoveBranch { xid, branch_id } => {
+            tx.execute(&sql.delete_branch, &[Arg::Str(xid), Arg::I64(*branch_id)])
+                .await
+                .map_err(db("removing a branch session"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Why an update of a global status matched no row: the xid is absent, or (compare-and-set)
+/// another status is stored.
+async fn global_miss(tx: &mut Tx, sql: &Statements, xid: &str, expected: Option<GlobalStatus>) -> OpError {
+    let rows = match tx.fetch_all(&sql.global_status, &[Arg::Str(xid)]).await {
+        Ok(rows) => rows,
+        Err(e) => return OpError::Db(e, "reading a global status"),
+    };
+    let not_found = || OpError::Refused(StoreError::NotFound { xid: xid.to_owned(), branch_id: None });
+    let (Some(row), Some(expected)) = (rows.first(), expected) else {
+        return not_found();
+    };
+    match row.int("status") {
+        Ok(Some(code)) => match decode_status::<GlobalStatus>(code) {
+            Some(actual) => OpError::Refused(StoreError::Conflict { xid: xid.to_owned(), expected, actual }),
+            None => OpError::Refused(corrupt_global_reason(xid, format!("unknown global status {code}"))),
+        },
+        Ok(None) => OpError::Refused(corrupt_global_reason(xid, "status is NULL".to_owned())),
+        Err(e) => OpError::Refused(corrupt_global(xid, &e)),
+    }
+}
+
+fn decode_status<T: TryFrom<u8>>(code: i64) -> Option<T> {
+    u8::try_from(code).ok().and_then(|c| T::try_from(c).ok())
+}
+
+fn corrupt_global_reason(xid: &str, reason: String) -> StoreError {
+    StoreError::Corrupt { location: format!("global_table xid={xid}"), reason }
+}
+
+fn corrupt_global(xid: &str, e: &sqlx::Error) -> StoreError {
+    corrupt_global_reason(xid, e.to_string())
+}
+
+/// Decodes a global row whose columns carry `prefix`. `NULL` numbers read as 0 and `NULL`
+/// texts as empty, as Seata's JDBC code reads them.
+fn decode_global(row: &Row, prefix: &str) -> Result<GlobalRecord, StoreError> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let xid = row
+        .text(&col("xid"))
+        .map_err(|e| StoreError::Corrupt { location: "global_table".to_owned(), reason: e.to_string() })?
+        .unwrap_or_default();
+    let bad = |e: sqlx::Error| corrupt_global(&xid, &e);
+    let int = |name: &str| row.int(&col(name)).map_err(bad).map(Option::unwrap_or_default);
+    let text = |name: &str| row.text(&col(name)).map_err(bad);
+    let code = int("status")?;
+    let status = decode_status::<GlobalStatus>(code)
+        .ok_or_else(|| corrupt_global_reason(&xid, format!("unknown global status {code}")))?;
+    let timeout = int("timeout")?;
+    let timeout_ms =
+        i32::try_from(timeout).map_err(|_| corrupt_global_reason(&xid, format!("timeout {timeout} out of range")))?;
+    Ok(GlobalRecord {
+        transaction_id: int("transaction_id")?,
+        status,
+        application_id: text("application_id")?.unwrap_or_default(),
+        transaction_service_group: text("transaction_service_group")?.unwrap_or_default(),
+        transaction_name: text("transaction_name")?.unwrap_or_default(),
+        timeout_ms,
+        begin_time_ms: int("begin_time")?,
+        application_data: text("application_data")?,
+        xid,
+    })
+}
+
+/// Decodes a branch row whose columns carry `prefix`; `lock_key` is always `None`.
+fn decode_branch(row: &Row, prefix: &str) -> Result<BranchRecord, StoreError> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let branch_id = row
+        .int(&col("branch_id"))
+        .map_err(|e| StoreError::Corrupt { location: "branch_table".to_owned(), reason: e.to_string() })?
+        .unwrap_or_default();
+    let corrupt =
+        |reason: String| StoreError::Corrupt { location: format!("branch_table branch_id={branch_id}"), reason };
+    let bad = |e: sqlx::Error| corrupt(e.to_string());
+    let int = |name: &str| row.int(&col(name)).map_err(bad).map(Option::unwrap_or_default);
+    let text = |name: &str| row.text(&col(name)).map_err(bad);
+    let code = int("status")?;
+    let status = decode_status::<BranchStatus>(code).ok_or_else(|| corrupt(format!("unknown branch status {code}")))?;
+    let type_name = text("branch_type")?.unwrap_or_default();
+    let branch_type =
+        BranchType::from_name(&type_name).ok_or_else(|| corrupt(format!("unknown branch type {type_name:?}")))?;
+    Ok(BranchRecord {
+        branch_id,
+        xid: text("xid")?.unwrap_or_default(),
+        transaction_id: int("transaction_id")?,
+        resource_group_id: text("resource_group_id")?,
+        resource_id: text("resource_id")?.unwrap_or_default(),
+        branch_type,
+        status,
+        client_id: text("client_id")?.unwrap_or_default(),
+        application_data: text("application_data")?,
+        lock_key: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_cut_in_powers_of_two() {
+        let run: Vec<usize> = (0..39).collect();
+        let lengths: Vec<usize> = pow2_chunks(&run).iter().map(|c| c.len()).collect();
+        assert_eq!(lengths, vec![32, 4, 3]);
+        assert_eq!(pow2_chunks(&run[..3]).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![3]);
+        assert!(pow2_chunks(&[]).is_empty());
+        let flat: Vec<usize> = pow2_chunks(&run).concat();
+        assert_eq!(flat, run, "order is kept");
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("abc", Some(5)), "abc");
+        assert_eq!(truncate("abcdef", Some(3)), "abc");
+        assert_eq!(truncate("事务事务", Some(2)), "事务");
+        assert_eq!(truncate("abc", None), "abc");
+        assert_eq!(truncate("abc", Some(0)), "");
+    }
+
+    #[test]
+    fn widths_name_the_field() {
+        let widths =
+            Widths { global: TableInfo::seata(SeataTable::Global), branch: TableInfo::seata(SeataTable::Branch) };
+        let mut branch = crate::store::contract::sample_branch("x", 1);
+        branch.client_id = "c".repeat(65);
+        let err = widths.check(&[StoreOp::InsertBranch(branch)]);
+        assert!(matches!(err, Err(StoreError::TooLarge { field: "client_id", len: 65, max: 64 })), "{err:?}");
+        let mut global = crate::store::contract::sample_global("x");
+        global.transaction_service_group = "组".repeat(32);
+        assert!(widths.check(&[StoreOp::InsertGlobal(global.clone())]).is_ok(), "counted in characters");
+        global.application_data = Some("d".repeat(2001));
+        let err = widths.check(&[StoreOp::InsertGlobal(global)]);
+        assert!(matches!(err, Err(StoreError::TooLarge { field: "application_data", .. })), "{err:?}");
+    }
+
+    #[test]
+    fn statements_use_the_configured_tables_and_dialect() {
+        let pg = Statements::new(Dialect::Postgres, "tc.g", "tc.b");
+        assert_eq!(
+            pg.update_global_cas,
+            "UPDATE tc.g SET status = $1, gmt_modified = clock_timestamp() WHERE xid = $2 AND status = $3"
+        );
+        assert!(pg.insert_branch.ends_with("FROM tc.g WHERE xid = $10 ON CONFLICT (branch_id) DO NOTHING"));
+        let my = Statements::new(Dialect::MySql, "global_table", "branch_table");
+        assert_eq!(
+            my.update_global_cas,
+            "UPDATE global_table SET status = ?, gmt_modified = NOW() WHERE xid = ? AND status = ?"
+        );
+        assert!(my.insert_branch.contains("NOW(6), NOW(6) FROM global_table WHERE xid = ?"));
+    }
+}
