@@ -8,6 +8,8 @@ use anyhow::Context;
 use seata_server::app::{Node, NodeOptions};
 use seata_server::config::{self, Cli, LogFormat, Settings, StoreMode};
 use seata_server::console::{self, ConsoleConfig, ConsoleState};
+use seata_server::lock::{LockStore, LockTable};
+use seata_server::store::db::{DbLockStore, DbOptions, DbPool, DbStore};
 use seata_server::store::{FileStore, FileStoreOptions, SessionStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,28 +59,49 @@ fn init_tracing(s: &Settings) {
     }
 }
 
-async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn SessionStore>> {
-    match s.store.session_mode {
-        StoreMode::File => {
+/// The session store and the lock store the configuration asks for (`store.session.mode`,
+/// `store.lock.mode`); in db mode they share one connection pool.
+async fn open_stores(s: &Settings) -> anyhow::Result<(Arc<dyn SessionStore>, Arc<dyn LockStore>)> {
+    let db = &s.store.db;
+    let opts = DbOptions { create_missing_tables: db.create_missing_tables, ..DbOptions::default() };
+    let pool = if s.store.uses_db() {
+        let pool = DbPool::connect(db, &opts).await.context("connecting to the database (seata.store.db.*)")?;
+        info!(url = %pool.url(), "database connected");
+        Some(pool)
+    } else {
+        None
+    };
+    let sessions: Arc<dyn SessionStore> = match (s.store.session_mode, &pool) {
+        (StoreMode::Db, Some(pool)) => {
+            Arc::new(DbStore::open(pool.clone(), opts.clone()).await.context("opening the db session store")?)
+        }
+        _ => {
             let dir = &s.store.file.dir;
             let store = FileStore::open(dir, FileStoreOptions::default())
                 .await
                 .with_context(|| format!("opening the file store in {}", dir.display()))?;
             info!(path = %store.path().display(), "file store opened");
-            Ok(Arc::new(store))
+            Arc::new(store)
         }
-        other => anyhow::bail!("store mode {} is not available in this build", other.as_str()),
-    }
+    };
+    let locks: Arc<dyn LockStore> = match (s.store.lock_mode, &pool) {
+        (StoreMode::Db, Some(pool)) => {
+            Arc::new(DbLockStore::open(pool.clone(), &opts).await.context("opening the db lock store")?)
+        }
+        _ => Arc::new(LockTable::new()),
+    };
+    Ok((sessions, locks))
 }
 
 async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
     for k in &settings.ignored_keys {
         info!(key = %k, "configuration key accepted but not acted on");
     }
-    let store = open_store(&settings).await?;
+    let (store, locks) = open_stores(&settings).await?;
     let bind = format!("0.0.0.0:{}", settings.service_port);
     let listener = TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
-    let node = Node::start(NodeOptions::from_settings(&settings), store).await.context("recovering sessions")?;
+    let node =
+        Node::start_with(NodeOptions::from_settings(&settings), store, locks).await.context("recovering sessions")?;
 
     // The console (HTTP API, web page, /metrics, /health) on server.port, and Seata's Prometheus
     // exporter port when metrics are enabled.

@@ -62,6 +62,7 @@ pub(crate) const KEYS: &[&str] = &[
     "seata.store.db.vgroup-table",
     "seata.store.db.query-limit",
     "seata.store.db.max-wait",
+    "seata.store.db.create-missing-tables",
     "seata.transport.rpc-tc-request-timeout",
     "seata.transport.enable-tc-server-batch-send-response",
     "seata.transport.heartbeat",

@@ -361,6 +361,9 @@ pub struct DbStoreSettings {
     pub query_limit: u32,
     /// `max-wait` (5 000 ms): how long to wait for a pooled connection.
     pub max_wait: Duration,
+    /// `create-missing-tables` (extension, false): create Seata's tables when they do not exist
+    /// (never alters an existing one); otherwise start-up stops and names what is missing.
+    pub create_missing_tables: bool,
 }
 
 impl Default for DbStoreSettings {
@@ -381,6 +384,7 @@ impl Default for DbStoreSettings {
             vgroup_table: "vgroup_table".to_owned(),
             query_limit: 1_000,
             max_wait: Duration::from_millis(5_000),
+            create_missing_tables: false,
         }
     }
 }

@@ -564,6 +564,7 @@ fn read_store(r: &mut Reader<'_>, ignored: &mut Vec<IgnoredKey>) -> Result<Store
         vgroup_table: r.name("seata.store.db.vgroup-table", &dd.vgroup_table)?,
         query_limit: r.get("seata.store.db.query-limit", dd.query_limit, int_in(1, 1_000_000))?,
         max_wait: r.get("seata.store.db.max-wait", dd.max_wait, millis)?,
+        create_missing_tables: r.get("seata.store.db.create-missing-tables", dd.create_missing_tables, parse_bool)?,
     };
     if uses_db {
         if db.url.is_empty() {

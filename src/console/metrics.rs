@@ -445,6 +445,27 @@ impl SessionStore for TimedStore {
     fn write_stats(&self) -> Option<WriteStats> {
         self.inner.write_stats()
     }
+    // Everything else is forwarded too: a default method here would silently change what the
+    // wrapped store is (a shared database would look like a single-node store).
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+    async fn scan_due(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        dead_ms: i64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<crate::store::GlobalRecord>, StoreError> {
+        self.inner.scan_due(now_ms, grace_ms, dead_ms, limit, offset).await
+    }
+    async fn try_claim(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.try_claim(key, owner, ttl).await
+    }
+    async fn release_claim(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.inner.release_claim(key, owner).await
+    }
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ impl Coordinator {
         }
         let n = due.len();
         for entry in due {
-            self.spawn_drive(entry);
+            self.spawn_drive_with(entry, true);
         }
         n
     }

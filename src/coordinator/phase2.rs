@@ -241,14 +241,25 @@ impl Coordinator {
         }
     }
 
-    /// Drives `entry` in the background right away (AT async commit, timeout rollback).
+    /// Drives `entry` in the background right away: the TM path (AT async commit, a timeout
+    /// found at commit) on a session this node just moved, so no claim is needed (other nodes
+    /// adopt such sessions only after a grace period, see `adopt_due`).
     pub(crate) fn spawn_drive(&self, entry: Arc<SessionEntry>) {
+        self.spawn_drive_with(entry, false);
+    }
+
+    /// Drives `entry` in the background; `claim`: first claim it in a shared store (recovery).
+    pub(crate) fn spawn_drive_with(&self, entry: Arc<SessionEntry>, claim: bool) {
         let this = self.clone();
         self.inner.tasks.spawn(async move {
             let Ok(_permit) = Arc::clone(&this.inner.phase2_slots).acquire_owned().await else {
                 return;
             };
-            this.drive(&entry).await;
+            if claim {
+                this.drive(&entry).await;
+            } else if let Some(_guard) = entry.try_drive() {
+                this.drive_claimed(&entry, false).await;
+            }
         });
     }
 
@@ -261,12 +272,13 @@ impl Coordinator {
         if !self.claim(entry).await {
             return; // another node is driving it
         }
-        self.drive_claimed(entry).await;
+        self.drive_claimed(entry, true).await;
         self.unclaim(entry).await;
     }
 
-    async fn drive_claimed(&self, entry: &Arc<SessionEntry>) {
-        if self.shared() {
+    /// One round under the driving guard; `reread`: take the store's view first (shared stores).
+    async fn drive_claimed(&self, entry: &Arc<SessionEntry>, reread: bool) {
+        if reread && self.shared() {
             // Drive what the store holds, not what this node last saw.
             match self.refresh(entry).await {
                 Ok(true) => {}

@@ -113,8 +113,8 @@ impl Coordinator {
     }
 
     fn claim_ttl(&self) -> Duration {
-        // Long enough for one phase-two round of a few branches.
-        self.inner.cfg.rpc_timeout.saturating_mul(2).max(Duration::from_secs(10))
+        // Long enough for one phase-two round of a couple of branches.
+        self.inner.cfg.rpc_timeout.saturating_mul(2)
     }
 
     /// Loads the sessions a shared store says are due (timed out, retrying, abandoned) that this
@@ -125,9 +125,12 @@ impl Coordinator {
         }
         let now = self.now();
         let dead = i64::try_from(self.inner.cfg.dead_threshold.as_millis()).unwrap_or(i64::MAX);
+        // A node drives what it just committed or rolled back itself, without a claim; others
+        // adopt such sessions only once that had time to finish.
+        let grace = i64::try_from(self.claim_ttl().as_millis()).unwrap_or(i64::MAX);
         let page = self.inner.cfg.query_limit.max(1);
         for n in 0..MAX_SCAN_PAGES {
-            let rows = match self.inner.store.scan_due(now, dead, page, n * page).await {
+            let rows = match self.inner.store.scan_due(now, grace, dead, page, n * page).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     warn!(error = %e, "recovery scan of the shared store failed");

@@ -411,11 +411,14 @@ pub async fn load_all_returns_everything_in_begin_order(store: &dyn SessionStore
     let xids: Vec<String> = (0..5).map(|i| new_xid(&format!("all{i}"))).collect();
     let mut expected = Vec::new();
     for (i, xid) in xids.iter().enumerate() {
+        // Branches are registered while the transaction is in Begin (a shared store refuses them
+        // later, except for SAGA), then the status moves on.
         let mut global = sample_global(xid);
-        global.status = GlobalStatus::ALL[i + 1];
         let branches: Vec<_> = (0..i).map(|_| sample_branch(xid, new_branch_id())).collect();
         let mut ops = vec![StoreOp::InsertGlobal(global.clone())];
         ops.extend(branches.iter().cloned().map(StoreOp::InsertBranch));
+        global.status = GlobalStatus::ALL[i + 1];
+        ops.push(StoreOp::UpdateGlobalStatus { xid: xid.clone(), expected: None, status: global.status });
         apply_ok(store, ops).await;
         expected.push(StoredSession { global, branches });
     }

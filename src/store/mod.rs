@@ -350,19 +350,22 @@ pub trait SessionStore: Send + Sync + 'static {
         false
     }
 
-    /// Global sessions that may need recovery work at `now_ms`: Begin sessions past their
-    /// timeout, every phase-two and retry status, and Committing/Rollbacking sessions that began
-    /// more than `dead_ms` ago. At most `limit`, least recently modified first, skipping `offset`.
-    /// Only shared stores are asked; the default reads everything.
+    /// Global sessions another node may need to take over at `now_ms`: Begin sessions past their
+    /// timeout, phase-two and retry statuses of sessions that began more than `grace_ms` ago, and
+    /// Committing/Rollbacking sessions that began more than `dead_ms` ago. At most `limit`, least
+    /// recently modified first, skipping `offset`. Only shared stores are asked; the default reads
+    /// everything.
     async fn scan_due(
         &self,
         now_ms: i64,
+        grace_ms: i64,
         dead_ms: i64,
         limit: usize,
         offset: usize,
     ) -> Result<Vec<GlobalRecord>, StoreError> {
         let all = self.load_all().await?;
-        Ok(all.into_iter().map(|s| s.global).filter(|g| is_due(g, now_ms, dead_ms)).skip(offset).take(limit).collect())
+        let due = all.into_iter().map(|s| s.global).filter(|g| is_due(g, now_ms, grace_ms, dead_ms));
+        Ok(due.skip(offset).take(limit).collect())
     }
 
     /// Claims `key` for `owner` until `ttl` from now, with Seata's `distributed_lock` protocol
@@ -380,14 +383,14 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// Whether a stored global session needs recovery work (see [`SessionStore::scan_due`]).
-pub fn is_due(g: &GlobalRecord, now_ms: i64, dead_ms: i64) -> bool {
+pub fn is_due(g: &GlobalRecord, now_ms: i64, grace_ms: i64, dead_ms: i64) -> bool {
     match g.status {
         GlobalStatus::Begin => now_ms - g.begin_time_ms > i64::from(g.timeout_ms),
         GlobalStatus::AsyncCommitting
         | GlobalStatus::CommitRetrying
         | GlobalStatus::TimeoutRollbacking
         | GlobalStatus::TimeoutRollbackRetrying
-        | GlobalStatus::RollbackRetrying => true,
+        | GlobalStatus::RollbackRetrying => now_ms - g.begin_time_ms >= grace_ms,
         GlobalStatus::Committing | GlobalStatus::Rollbacking => now_ms - g.begin_time_ms >= dead_ms,
         _ => false,
     }

@@ -33,6 +33,7 @@ pub struct DistributedLocker {
     insert: String,
     update: String,
     renew: String,
+    delete: String,
 }
 
 impl std::fmt::Debug for DistributedLocker {
@@ -72,6 +73,7 @@ impl DistributedLocker {
             update: d.sql(&format!("UPDATE {name} SET lock_value = ?, expire = ? WHERE lock_key = ?")),
             renew: d
                 .sql(&format!("UPDATE {name} SET expire = ? WHERE lock_key = ? AND lock_value = ? AND expire >= ?")),
+            delete: d.sql(&format!("DELETE FROM {name} WHERE lock_key = ? AND lock_value = ?")),
             pool,
             widths,
         }))
@@ -145,6 +147,15 @@ impl DistributedLocker {
         }
         .await;
         lost_race_is_no(result, "releasing a distributed lock")
+    }
+
+    /// Deletes `key` if `value` holds it (expired or not): for short-lived keys such as the
+    /// per-transaction recovery claims, which would otherwise leave one free row per transaction.
+    /// Seata's job keys are released with [`release`](Self::release) instead and keep their rows.
+    pub async fn release_and_forget(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        self.check(key, value)?;
+        let n = self.raw().execute(&self.delete, &[Arg::Str(key), Arg::Str(value)]).await;
+        lost_race_is_no(n.map(|n| n > 0), "deleting a distributed lock")
     }
 
     /// Extends `key` to now + `ttl` if `value` holds it unexpired (an extension of Seata's

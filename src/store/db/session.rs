@@ -100,10 +100,13 @@ impl Statements {
             global_status: s(format!("SELECT status FROM {global} WHERE xid = ?")),
             delete_branches_of: s(format!("DELETE FROM {branch} WHERE xid = ?")),
             delete_global: s(format!("DELETE FROM {global} WHERE xid = ?")),
-            // Inserts only if the global row exists: one statement on the happy path.
+            // Inserts only if the global row exists and is in Begin (SAGA branches: any status), so a
+            // node with a stale copy cannot add a branch after another node's commit; one statement
+            // on the happy path.
             insert_branch: s(format!(
                 "INSERT INTO {branch} ({bcols}, gmt_create, gmt_modified) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now6}, {now6} FROM {global} WHERE xid = ?{on_conflict_branch}"
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now6}, {now6} FROM {global} \
+                 WHERE xid = ? AND (status = 1 OR ? = 'SAGA'){on_conflict_branch}"
             )),
             update_branch: s(format!(
                 "UPDATE {branch} SET status = ?, application_data = COALESCE(?, application_data), \
@@ -183,7 +186,8 @@ impl Statements {
         let values = BRANCH_COLUMNS.iter().map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ");
         self.dialect.sql(&format!(
             "INSERT INTO {branch} ({}, gmt_create, gmt_modified) SELECT {values}, {now6}, {now6} \
-             FROM ({}) v WHERE EXISTS (SELECT 1 FROM {global} g WHERE g.xid = v.xid){conflict}",
+             FROM ({}) v WHERE EXISTS (SELECT 1 FROM {global} g WHERE g.xid = v.xid \
+             AND (g.status = 1 OR v.branch_type = 'SAGA')){conflict}",
             self.branch_columns,
             rows.join(" UNION ALL "),
             branch = self.branch_table,
@@ -293,6 +297,8 @@ pub struct DbStore {
     limits: StoreLimits,
     widths: Arc<Widths>,
     merged: Arc<AtomicU64>,
+    /// Per-transaction recovery claims (`distributed_lock`); `None` when its table is disabled.
+    claims: Option<Arc<super::DistributedLocker>>,
 }
 
 impl std::fmt::Debug for DbStore {
@@ -339,9 +345,10 @@ impl DbStore {
             contention_retries: options.contention_retries,
             merged: Arc::clone(&merged),
         };
+        let claims = super::DistributedLocker::open(pool.clone(), &options).await?.map(Arc::new);
         let writer = GroupCommit::spawn(executor, options.group_commit);
         tracing::info!(url = %pool.url(), global_table = %names.global, branch_table = %names.branch, "db session store opened");
-        Ok(DbStore { pool, owns_pool: false, writer, sql, limits: options.limits, widths, merged })
+        Ok(DbStore { pool, owns_pool: false, writer, sql, limits: options.limits, widths, merged, claims })
     }
 
     /// The pool, to share with [`DbLockStore`](super::DbLockStore) and
@@ -395,6 +402,36 @@ impl DbStore {
             .fetch_all(&sql, &[Arg::I64(i64::from(limit)), Arg::I64(offset)])
             .await
             .map_err(|e| store_error("querying global sessions", e))?;
+        rows.iter().map(|row| decode_global(row, "")).collect()
+    }
+
+    /// Sessions that may need recovery work at `now_ms` (see [`SessionStore::scan_due`]): one
+    /// indexed query, least recently modified first.
+    pub async fn due_globals(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        dead_ms: i64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<GlobalRecord>, StoreError> {
+        let pool = self.reader()?;
+        let sql = self.sql.dialect.sql(&format!(
+            "SELECT {} FROM {} WHERE (status = 1 AND begin_time + timeout < ?) \
+             OR (status IN (3, 5, 6, 7, 8) AND begin_time + ? <= ?) \
+             OR (status IN (2, 4) AND begin_time + ? <= ?) ORDER BY gmt_modified, xid LIMIT ? OFFSET ?",
+            self.sql.global_columns, self.sql.global_table
+        ));
+        let args = [
+            Arg::I64(now_ms),
+            Arg::I64(grace_ms),
+            Arg::I64(now_ms),
+            Arg::I64(dead_ms),
+            Arg::I64(now_ms),
+            Arg::I64(i64::try_from(limit).unwrap_or(i64::MAX)),
+            Arg::I64(i64::try_from(offset).unwrap_or(i64::MAX)),
+        ];
+        let rows = pool.fetch_all(&sql, &args).await.map_err(|e| store_error("querying due sessions", e))?;
         rows.iter().map(|row| decode_global(row, "")).collect()
     }
 
@@ -526,6 +563,36 @@ impl SessionStore for DbStore {
 
     fn write_stats(&self) -> Option<WriteStats> {
         Some(self.writer.stats())
+    }
+
+    /// A database may be written by other TC nodes (or a Java TC) at any time.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn scan_due(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        dead_ms: i64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<GlobalRecord>, StoreError> {
+        self.due_globals(now_ms, grace_ms, dead_ms, limit, offset).await
+    }
+
+    async fn try_claim(&self, key: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        match &self.claims {
+            Some(c) => c.acquire(key, owner, ttl).await,
+            None => Ok(true), // distributed locking disabled: every node works on everything
+        }
+    }
+
+    async fn release_claim(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        match &self.claims {
+            Some(c) => c.release_and_forget(key, owner).await.map(|_| ()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -942,6 +1009,7 @@ async fn apply_op(tx: &mut Tx, sql: &Statements, op: &StoreOp) -> Result<(), OpE
         StoreOp::InsertBranch(b) => {
             let mut args = branch_args(b).to_vec();
             args.push(Arg::Str(&b.xid));
+            args.push(Arg::Str(b.branch_type.name()));
             let duplicate =
                 || OpError::Refused(StoreError::Duplicate { xid: b.xid.clone(), branch_id: Some(b.branch_id) });
             let inserted = match tx.execute(&sql.insert_branch, &args).await {
@@ -1129,7 +1197,9 @@ mod tests {
             pg.update_global_cas,
             "UPDATE tc.g SET status = $1, gmt_modified = clock_timestamp() WHERE xid = $2 AND status = $3"
         );
-        assert!(pg.insert_branch.ends_with("FROM tc.g WHERE xid = $10 ON CONFLICT (branch_id) DO NOTHING"));
+        assert!(pg.insert_branch.ends_with(
+            "FROM tc.g WHERE xid = $10 AND (status = 1 OR $11 = 'SAGA') ON CONFLICT (branch_id) DO NOTHING"
+        ));
         let my = Statements::new(Dialect::MySql, "global_table", "branch_table");
         assert_eq!(
             my.update_global_cas,
