@@ -15,6 +15,7 @@
 //! * [`recovery`]: the periodic jobs (async commit, retries, timeouts, undo-log delete).
 
 pub mod app;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod coordinator;
