@@ -175,7 +175,7 @@ pub async fn run(opts: Options, external: bool) -> Result<Report, BenchError> {
         scenario: "echo".into(),
         conns: opts.conns.max(1),
         branches: opts.branches,
-        load: "closed".into(),
+        load: "closed loop".into(),
         warmup_s: opts.warmup.as_secs_f64(),
         frame_bytes: msgs.iter().map(frame_len).collect(),
         ..Report::default()

@@ -18,7 +18,7 @@ pub struct Report {
     pub conns: usize,
     /// Branches per global transaction.
     pub branches: usize,
-    /// `closed` (each worker waits for its previous transaction) or `open R/s`.
+    /// `closed loop` (each worker waits for its previous transaction) or `open loop at R tx/s`.
     pub load: String,
     /// Share of transactions rolled back on purpose, percent.
     pub rollback_percent: f64,
@@ -108,7 +108,7 @@ impl Report {
         };
         let _ = writeln!(
             o,
-            "seata-bench: {what}, {} conns, {} load, {:.1} s measured after {:.1} s warm-up",
+            "seata-bench: {what}, {} conns, {}, {:.1} s measured after {:.1} s warm-up",
             self.conns, self.load, self.window_s, self.warmup_s
         );
         if let Some(r) = self.rt_per_s {

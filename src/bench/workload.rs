@@ -715,8 +715,8 @@ pub async fn run(opts: Options) -> Result<Report, BenchError> {
         conns: opts.conns,
         branches: opts.branches,
         load: match opts.rate {
-            Some(r) => format!("open {r}/s"),
-            None => "closed".into(),
+            Some(r) => format!("open loop at {r} tx/s"),
+            None => "closed loop".into(),
         },
         rollback_percent: opts.rollback_percent,
         hot_keys: opts.hot_keys,
