@@ -131,6 +131,22 @@ run_bench protocol --addr "$ADDR" "${COMMON[@]}" --branches 0 --server-pid "$SER
 run_bench tcc --addr "$ADDR" "${COMMON[@]}" --branches 2 --mode tcc --server-pid "$SERVER_PID"
 sleep 1
 LOADED_RSS_KB=$(rss_kb "$SERVER_PID")
+
+# Group commit as the disk sees it: fsyncs of the server during a further AT run (perf trace
+# counts them without stopping the process; skipped when perf cannot trace here).
+FSYNC=""
+if [ -z "${NO_PERF:-}" ] && command -v perf >/dev/null; then
+    echo "== fsyncs during an AT run (perf trace)" >&2
+    "$BIN/seata-bench" --addr "$ADDR" --conns "$CONNS" --duration 6s --warmup 1s --branches 2 --mode at \
+        --quiet --json >"$WORK/fsync-run.json" &
+    BENCH_PID=$!
+    sleep 2
+    perf trace -s -e fsync,fdatasync -p "$SERVER_PID" -- sleep 4 >"$WORK/fsync.txt" 2>&1 || true
+    wait "$BENCH_PID" || true
+    # Summary line: name, calls, errors, total ms, min, avg, max, stddev.
+    FSYNC=$(awk '$1 == "fsync" || $1 == "fdatasync" { n += $2; t += $4; if ($7 > m) m = $7 }
+                 END { if (n > 0) printf "%d %.2f %.1f", n, t / n, m }' "$WORK/fsync.txt")
+fi
 stop_server
 
 echo "== $OPEN_TX open global transactions of 2 branches" >&2
@@ -218,6 +234,14 @@ SECTION=$WORK/section.md
     echo "with $OPENED open global transactions of 2 branches $(mb "$OPEN_RSS_KB") MB (peak $(mb "$OPEN_HWM_KB") MB),"
     echo "opened in $OPEN_S s ($(j open .tx_per_s | awk '{ printf "%.0f", $1 }') tx/s); SIGTERM to exit with them open: $STOP_OPEN_MS ms."
     echo
+        if [ -n "$FSYNC" ]; then
+        read -r FS_N FS_AVG FS_MAX <<<"$FSYNC"
+        FS_TX=$(j fsync-run .tx_per_s)
+        echo "Group commit (\`perf trace -s -e fsync,fdatasync\` on the server for 4 s of a further AT run at"
+        echo "$(printf '%.0f' "$FS_TX") tx/s): $FS_N fsyncs, $(awk -v n="$FS_N" 'BEGIN { printf "%.0f", n / 4 }')/s, mean $FS_AVG ms, max $FS_MAX ms; at 5 store"
+        echo "requests per AT transaction that is $(awk -v n="$FS_N" -v t="$FS_TX" 'BEGIN { printf "%.1f", t * 5 / (n / 4) }') requests per fsync."
+        echo
+    fi
     echo "| target | measured | holds? |"
     echo "| --- | --- | --- |"
     echo "| AT 2 branches, $CONNS conns ≥ 50 % of ceiling ÷ 6 ($(awk -v c="$CEIL" 'BEGIN { printf "%.0f", c / 12 }') tx/s) | $(printf '%.0f' "$AT") tx/s = $AT_SHARE % of ceiling ÷ 6 | $(yes_no "$AT_SHARE >= 50") |"
