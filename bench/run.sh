@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 echo "== build (release)" >&2
 cargo build --release --quiet --bin seata-server --bin seata-bench
-# Copy the binaries at once: a shared target directory may be rebuilt from another tree meanwhile.
+# Copy the binaries at once: the target directory may be rebuilt while this script runs.
 mkdir -p "$WORK/bin"
 cp "$TARGET_DIR/release/seata-server" "$TARGET_DIR/release/seata-bench" "$WORK/bin/"
 BIN=$WORK/bin
