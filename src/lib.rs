@@ -16,6 +16,7 @@
 //! * [`console`]: HTTP on `server.port`: Seata's console API, the web page, health and metrics.
 
 pub mod app;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod console;
