@@ -43,8 +43,8 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Server {
     std::fs::write(
         &conf,
         format!(
-            "server:\n  port: {}\nseata:\n  store:\n    mode: file\n    file:\n      dir: {}\n",
-            port + 1,
+            "server:\n  port: {}\nseata:\n  metrics:\n    enabled: false\n  store:\n    mode: file\n    file:\n      dir: {}\n",
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
             dir.join("store").display()
         ),
     )

@@ -36,8 +36,8 @@ impl Drop for Server {
 fn spawn_server(dir: &std::path::Path, port: u16) -> Server {
     let conf = dir.join("application.yml");
     let text = format!(
-        "server:\n  port: {}\nseata:\n  server:\n    recovery:\n      committing-retry-period: 200\n      async-committing-retry-period: 200\n      rollbacking-retry-period: 200\n      timeout-retry-period: 200\n  store:\n    mode: file\n    file:\n      dir: {}\n",
-        port + 1,
+        "server:\n  port: {}\nseata:\n  metrics:\n    enabled: false\n  server:\n    recovery:\n      committing-retry-period: 200\n      async-committing-retry-period: 200\n      rollbacking-retry-period: 200\n      timeout-retry-period: 200\n  store:\n    mode: file\n    file:\n      dir: {}\n",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
         dir.join("store").display()
     );
     std::fs::write(&conf, text).unwrap();

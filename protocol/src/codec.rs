@@ -15,6 +15,9 @@ use crate::frame::{
 use crate::message::wire::Reader;
 use crate::message::{CodecContext, Message};
 
+/// Most buffer space reserved ahead of the bytes that have arrived.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// Frame codec for one connection.
 #[derive(Debug, Clone)]
 pub struct RpcCodec {
@@ -58,7 +61,9 @@ impl RpcCodec {
             return Err(ProtocolError::BadHeadLength { head, full: raw });
         }
         if src.len() < full {
-            src.reserve(full - src.len());
+            // Grow with the bytes that arrive, not with what the header claims: a peer that sends
+            // a header for an 8 MiB frame and then stalls must not cost 8 MiB.
+            src.reserve((full - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         Frame::parse_v1(src.split_to(full).freeze()).map(Some)
