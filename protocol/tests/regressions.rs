@@ -3,8 +3,8 @@
 //! Each test feeds the crashing input the way its target does and checks the property the target
 //! asserts, so the fix stays fixed without cargo-fuzz.
 
-use seata_protocol::message::{CodecContext, Message};
-use seata_protocol::{CodeTable, ExceptionCode};
+use seata_protocol::message::{BranchEndResponse, CodecContext, Message, ResultHead};
+use seata_protocol::{BranchStatus, CodeTable, ExceptionCode};
 
 /// What the `body` target does with one input: the first byte picks the codec context, the rest is
 /// a body; a body that decodes must re-encode and decode to the same message.
@@ -61,4 +61,31 @@ fn every_code_table_reads_only_what_it_writes() {
         ExceptionCode::from_wire(18, CodeTable::V1_5).unwrap(),
         ExceptionCode::FailedStore
     );
+}
+
+/// body crash-82917f9c: under a seata-go context, a BranchCommitResponse re-encoded in Go's layout
+/// (one-byte failure-message length) decoded as something else, because the standard layout was
+/// always tried first and those bytes happen to be valid in it too.
+#[test]
+fn go_layout_is_read_first_for_go_peers() {
+    body_round_trip(&[
+        0x05, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x5d, 0x00, 0x00,
+    ]);
+
+    let go = CodecContext {
+        code_table: CodeTable::V1_7,
+        go_short_msg: true,
+    };
+    let sent = Message::BranchCommitResponse(BranchEndResponse {
+        result: ResultHead::failed(ExceptionCode::BranchRollbackFailedRetriable, ""),
+        xid: "\0\0\0\0\u{2}\0\0".into(),
+        branch_id: 0x45d00,
+        branch_status: BranchStatus::Unknown,
+    });
+    let body = sent.encode(&go).unwrap();
+    assert_eq!(Message::decode(&body, &go).unwrap(), sent);
+    // The same bytes in the standard layout: a four-byte message and another xid.
+    let standard = Message::decode(&body, &CodecContext::default()).unwrap();
+    assert_ne!(standard, sent);
 }
