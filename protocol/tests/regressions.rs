@@ -3,7 +3,9 @@
 //! Each test feeds the crashing input the way its target does and checks the property the target
 //! asserts, so the fix stays fixed without cargo-fuzz.
 
-use seata_protocol::message::{BranchEndResponse, CodecContext, Message, ResultHead};
+use seata_protocol::message::{
+    BranchEndResponse, BranchReportResponse, CodecContext, MergeResultMessage, Message, ResultHead,
+};
 use seata_protocol::{BranchStatus, CodeTable, ExceptionCode};
 
 /// What the `body` target does with one input: the first byte picks the codec context, the rest is
@@ -88,4 +90,28 @@ fn go_layout_is_read_first_for_go_peers() {
     // The same bytes in the standard layout: a four-byte message and another xid.
     let standard = Message::decode(&body, &CodecContext::default()).unwrap();
     assert_ne!(standard, sent);
+}
+
+/// A MergeResultMessage holding a Failed BranchReportResponse, under a seata-go context: the
+/// sub-message was written in Go's one-byte layout, which the container decoder (rightly: seata-go
+/// has no container codec) never reads, so the re-encoded body did not decode. Found while writing
+/// the body target's round-trip property and confirmed by running the target on this input.
+#[test]
+fn containers_hold_standard_layout_sub_messages_for_go_peers() {
+    body_round_trip(&[
+        0x04, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x00,
+    ]);
+
+    let go = CodecContext {
+        code_table: CodeTable::V2,
+        go_short_msg: true,
+    };
+    let merged = Message::MergeResultMessage(MergeResultMessage {
+        msgs: vec![Message::BranchReportResponse(BranchReportResponse {
+            result: ResultHead::failed(ExceptionCode::BranchReportFailed, "no such branch"),
+        })],
+    });
+    let body = merged.encode(&go).unwrap();
+    assert_eq!(body, merged.encode(&CodecContext::default()).unwrap());
+    assert_eq!(Message::decode(&body, &go).unwrap(), merged);
 }

@@ -5,8 +5,9 @@
 //! [`after_encode`] applies to the expected value:
 //!
 //! * a failure message is cut at a character boundary to what its length prefix can carry: 127
-//!   bytes in seata-go's one-byte layout of responses 4, 6, 14 and 22 (PROTOCOL.md §8.1), 32 767
-//!   bytes in the standard `str16` layout (a Java peer reads the length as a signed short);
+//!   bytes in seata-go's one-byte layout of responses 4, 6, 14 and 22 (PROTOCOL.md §8.1; never
+//!   inside a container), 32 767 bytes in the standard `str16` layout (a Java peer reads the
+//!   length as a signed short);
 //! * any other string longer than 32 767 bytes is refused with [`ProtocolError::TooLong`] (the
 //!   decoder reads the length unsigned and accepts up to 65 535 bytes).
 
@@ -69,16 +70,16 @@ pub fn after_encode(msg: &Message, ctx: &CodecContext) -> Message {
             head.msg = truncate_utf8(&head.msg, max).to_owned();
         }
     }
+    // Containers hold their sub-messages in the standard layout whatever the context.
+    let sub = CodecContext {
+        go_short_msg: false,
+        ..*ctx
+    };
+    let subs = |msgs: &[Message]| msgs.iter().map(|m| after_encode(m, &sub)).collect();
     match &mut out {
-        Message::MergedWarpMessage(m) => {
-            m.msgs = m.msgs.iter().map(|s| after_encode(s, ctx)).collect()
-        }
-        Message::MergeResultMessage(m) => {
-            m.msgs = m.msgs.iter().map(|s| after_encode(s, ctx)).collect()
-        }
-        Message::BatchResultMessage(m) => {
-            m.msgs = m.msgs.iter().map(|s| after_encode(s, ctx)).collect()
-        }
+        Message::MergedWarpMessage(m) => m.msgs = subs(&m.msgs),
+        Message::MergeResultMessage(m) => m.msgs = subs(&m.msgs),
+        Message::BatchResultMessage(m) => m.msgs = subs(&m.msgs),
         _ => {}
     }
     out

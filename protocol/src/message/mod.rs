@@ -76,7 +76,8 @@ pub struct CodecContext {
     pub code_table: CodeTable,
     /// Write the failure message of responses 4, 6, 14 and 22 with seata-go's one-byte length, and
     /// try that layout first when reading them (a body can be valid in both layouts and mean
-    /// different things).
+    /// different things). Containers, which seata-go does not implement, always hold their
+    /// sub-messages in the standard layout.
     pub go_short_msg: bool,
 }
 
