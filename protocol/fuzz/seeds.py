@@ -6,7 +6,8 @@ Usage (from this directory): python3 seeds.py
 Every seed starts with the configuration byte the targets read (see fuzz_targets/*.rs):
   corpus/frame/       v1 frames as Java wrote them, the same bodies in v0 frames and in frames of
                       every compressor, and multi-frame streams fed whole and in chunks;
-  corpus/body/        every body, plus seata-go's one-byte failure-message layout of 4, 6, 14, 22;
+  corpus/body/        every body, plus seata-go's one-byte failure-message layout of 4, 6, 14, 22,
+                      and every request or response alone in each kind of container;
   corpus/decompress/  a few bodies compressed with every compressor Seata has.
 Standard library only: LZ4Block and zstd seeds use stored (raw) blocks, which the fuzzer mutates
 into compressed ones. Existing files of the same name are overwritten; nothing else is touched.
@@ -155,6 +156,23 @@ def main():
                 flag |= V0_ASYNC
             if meta["compressor"] == 0:
                 write("frame", name + "-v0", bytes([CONFIG_WHOLE]) + v0_frame(flag, code, meta["request_id"], body[2:]))
+
+    # Each request in a MergedWarpMessage (59, with ids) and each response in a MergeResultMessage
+    # (60) and a BatchResultMessage (121), under the standard and the seata-go context.
+    for rec in records:
+        body = bytes.fromhex(rec["body_hex"] or "")
+        code = rec["message_type_code"]
+        if not body or code in (59, 60, 101, 102, 103, 104, 120, 121):
+            continue
+        if code % 2 == 1:
+            wrapped = [(59, struct.pack(">h", 1) + body + struct.pack(">i", 7))]
+        else:
+            wrapped = [(60, struct.pack(">h", 1) + body), (121, struct.pack(">h", 1) + body + struct.pack(">i", 7))]
+        for container, content in wrapped:
+            packed = struct.pack(">hi", container, len(content)) + content
+            write("body", f"{rec['name']}-in-{container}", bytes([CONFIG_WHOLE]) + packed)
+            if code in (4, 6, 14, 22):
+                write("body", f"{rec['name']}-in-{container}-go", bytes([CONFIG_GO_V1_7]) + packed)
 
     # Bodies in frames of every compressor, and compressed on their own.
     samples = ["GlobalBeginRequest", "BranchRegisterRequest_AT", "MergedWarpMessage", "BranchCommitResponse_failed_unretryable"]
