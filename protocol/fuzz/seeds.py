@@ -102,7 +102,7 @@ def zstd_raw(data):
 def zip_one(data):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("zip", data)
+        z.writestr(zipfile.ZipInfo("zip", date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
