@@ -3,6 +3,7 @@
 //! Each test feeds the crashing input the way its target does and checks the property the target
 //! asserts, so the fix stays fixed without cargo-fuzz.
 
+use seata_protocol::compress::{self, id};
 use seata_protocol::message::{
     BranchEndResponse, BranchReportResponse, CodecContext, MergeResultMessage, Message, ResultHead,
 };
@@ -114,4 +115,30 @@ fn containers_hold_standard_layout_sub_messages_for_go_peers() {
     let body = merged.encode(&go).unwrap();
     assert_eq!(body, merged.encode(&CodecContext::default()).unwrap());
     assert_eq!(Message::decode(&body, &go).unwrap(), merged);
+}
+
+/// decompress oom-eceb7198: a 131-byte zstd body whose frame header declares a 112 MiB window. The
+/// decoder allocated the whole window (malloc of 117 833 792 bytes) before reading a block, for a
+/// body limited to 64 KiB. The window is now bounded by the limit, so the header alone is refused.
+#[test]
+fn zstd_window_is_bounded_by_the_limit() {
+    let body = hex::decode(concat!(
+        "28b52ffd0086310400003b00000080000200575757575757575757575757575757575757575757575757",
+        "575757575757575757575757575757575757575757575757575757575757575757010000ea6000087075",
+        "726368617365000b0065000b00253338342e3136382e010000746f636b5f277430626c3a370000000000",
+        "6600000009",
+    ))
+    .unwrap();
+    assert_eq!(body.len(), 131);
+    let err = compress::decompress(id::ZSTD, &body, 64 * 1024).unwrap_err();
+    assert!(
+        err.to_string().contains("too much memory"),
+        "not refused for its window: {err}"
+    );
+    // The same header with a 1 KiB window (the smallest) is read: it is only the size that counts.
+    let mut small = body.clone();
+    small[5] = 0x00;
+    assert!(!compress::decompress(id::ZSTD, &small, 64 * 1024)
+        .err()
+        .is_some_and(|e| e.to_string().contains("too much memory")));
 }
