@@ -68,6 +68,16 @@ fn read_bounded(r: impl Read, limit: usize) -> Result<Vec<u8>, ProtocolError> {
     Ok(out)
 }
 
+/// The largest zstd window (as a power of two) that a body of at most `limit` bytes needs. The
+/// decoder allocates the window a frame header declares before it reads any data, so without this
+/// bound a ten-byte body makes it allocate 128 MiB. A compressor that knows the input size (Seata's
+/// `Zstd.compress`, ours) never declares a window larger than the input, nor smaller than 1 KiB.
+fn zstd_window_log(limit: usize) -> u32 {
+    // ceil(log2(limit)), within zstd's minimum (10) and its default maximum (27).
+    let log = usize::BITS - limit.saturating_sub(1).leading_zeros();
+    log.clamp(10, 27)
+}
+
 /// Decompresses `data` written with compressor `c`, producing at most `limit` bytes.
 pub fn decompress(c: u8, data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
     match c {
@@ -82,7 +92,11 @@ pub fn decompress(c: u8, data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolE
         id::ZIP => zip::decompress(data, limit),
         id::BZIP2 => read_bounded(bzip2::read::BzDecoder::new((&b"BZ"[..]).chain(data)), limit),
         id::LZ4 => lz4_block::decompress(data, limit),
-        id::ZSTD => read_bounded(zstd::stream::read::Decoder::new(data).map_err(err)?, limit),
+        id::ZSTD => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(data).map_err(err)?;
+            d.window_log_max(zstd_window_log(limit)).map_err(err)?;
+            read_bounded(d, limit)
+        }
         other => Err(ProtocolError::UnsupportedCompressor(other)),
     }
 }
@@ -339,6 +353,24 @@ mod tests {
             for cut in [0, 1, packed.len() / 2] {
                 let _ = decompress(c, &packed[..cut], data.len());
             }
+        }
+    }
+
+    #[test]
+    fn zstd_window_follows_the_limit() {
+        assert_eq!(zstd_window_log(0), 10);
+        assert_eq!(zstd_window_log(1024), 10);
+        assert_eq!(zstd_window_log(1025), 11);
+        assert_eq!(zstd_window_log(64 * 1024), 16);
+        assert_eq!(zstd_window_log(8 << 20), 23);
+        assert_eq!(zstd_window_log(usize::MAX), 27);
+        // A body of exactly the limit still decompresses at the window boundary.
+        for len in [1024, 64 * 1024, 64 * 1024 + 1] {
+            let data: Vec<u8> = (0..len)
+                .map(|i| u8::try_from(i * 7 % 251).unwrap())
+                .collect();
+            let packed = compress(id::ZSTD, &data).unwrap();
+            assert_eq!(decompress(id::ZSTD, &packed, len).unwrap(), data);
         }
     }
 

@@ -301,9 +301,19 @@ impl Frame {
             if self.compressor != compress::id::NONE {
                 return Err(ProtocolError::UnsupportedCompressor(self.compressor));
             }
-            let mut r = Reader::new(&self.body);
-            code = r.i16("type code")?;
-            self.body.slice(2..)
+            if self.codec == CODEC_SEATA {
+                // The type code moves into the header; the payload follows it.
+                let mut r = Reader::new(&self.body);
+                code = r.i16("type code")?;
+                self.body.slice(2..)
+            } else {
+                // Any other codec (Hessian) has the body length in the header (PROTOCOL.md §1.6).
+                code = i16::try_from(self.body.len()).map_err(|_| ProtocolError::TooLong {
+                    field: "v0 body",
+                    len: self.body.len(),
+                })?;
+                self.body.clone()
+            }
         };
         dst.put_slice(&MAGIC);
         dst.put_u16(flag);

@@ -261,9 +261,15 @@ impl ExceptionCode {
         }
     }
 
-    /// Reads a byte written by a client (or server) using `table`.
+    /// Reads a byte written by a client (or server) using `table`: only the bytes that table
+    /// writes are known, so that `from_wire` and [`ExceptionCode::to_wire`] are inverses.
     pub fn from_wire(byte: u8, table: CodeTable) -> Result<ExceptionCode, ProtocolError> {
         use ExceptionCode as E;
+        // Java 1.4.x and older end at 17 FailedWriteSession (FailedStore came with 1.5.0).
+        let common = match table {
+            CodeTable::V1_4 => &Self::COMMON[..=17],
+            _ => &Self::COMMON[..],
+        };
         let tail: &[ExceptionCode] = match table {
             CodeTable::V2 => {
                 &[E::NotRaftLeader, E::LockKeyConflictFailFast, E::TransactionTimeout, E::CommitHeuristic, E::Broken]
@@ -272,9 +278,9 @@ impl ExceptionCode {
             CodeTable::V1_5 | CodeTable::V1_4 => &[],
         };
         let i = usize::from(byte);
-        Self::COMMON
+        common
             .get(i)
-            .or_else(|| tail.get(i.wrapping_sub(Self::COMMON.len())))
+            .or_else(|| tail.get(i.wrapping_sub(common.len())))
             .copied()
             .ok_or(ProtocolError::UnknownEnum { kind: "TransactionExceptionCode", value: i32::from(byte) })
     }

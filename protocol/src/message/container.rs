@@ -73,6 +73,12 @@ fn encode_container(
             return Err(ProtocolError::BadCount(ids.len()));
         }
     }
+    // Sub-messages always use the standard layout, which is how `decode_msgs` reads them: seata-go
+    // has no container codec, so its one-byte failure-message layout never occurs inside one.
+    let ctx = CodecContext {
+        go_short_msg: false,
+        ..*ctx
+    };
     let len_at = buf.len();
     buf.put_i32(0);
     buf.put_i16(count);
@@ -80,7 +86,7 @@ fn encode_container(
         if m.is_container() {
             return Err(ProtocolError::UnexpectedTypeCode(m.type_code()));
         }
-        m.encode_into(buf, ctx)?;
+        m.encode_into(buf, &ctx)?;
     }
     for id in ids.unwrap_or_default() {
         buf.put_u32(*id);

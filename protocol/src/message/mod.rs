@@ -5,7 +5,9 @@
 //! exactly, except for the two leniencies real clients need:
 //!
 //! * seata-go writes the failure message of responses 4, 6, 14 and 22 with a one-byte length
-//!   (§8.1): when the standard layout does not consume such a body exactly, the Go layout is tried;
+//!   (§8.1): such a body is read in the layout of the context first (Go's when
+//!   [`CodecContext::go_short_msg`] is set, else the standard one) and, when that does not consume
+//!   it exactly, in the other layout;
 //! * clients before 1.5.0 send MergedWarpMessage without the trailing id list (§4.5).
 
 mod branch;
@@ -69,7 +71,10 @@ pub mod type_code {
 pub struct CodecContext {
     /// The exception-code numbering the peer uses (PROTOCOL.md §5.5).
     pub code_table: CodeTable,
-    /// Write the failure message of responses 4, 6, 14 and 22 with seata-go's one-byte length.
+    /// Write the failure message of responses 4, 6, 14 and 22 with seata-go's one-byte length, and
+    /// try that layout first when reading them (a body can be valid in both layouts and mean
+    /// different things). Containers, which seata-go does not implement, always hold their
+    /// sub-messages in the standard layout.
     pub go_short_msg: bool,
 }
 
@@ -218,12 +223,19 @@ impl Message {
     pub fn decode(body: &[u8], ctx: &CodecContext) -> Result<Message, ProtocolError> {
         let mut r = Reader::new(body);
         let code = r.i16("type code")?;
-        let first = Self::decode_payload(code, &mut r, ctx, false).and_then(|m| r.finish().map(|()| m));
+        // The peer's own layout first: the same bytes can be valid in both and differ in every
+        // field after the failure message.
+        let go_first = ctx.go_short_msg;
+        let first =
+            Self::decode_payload(code, &mut r, ctx, go_first).and_then(|m| r.finish().map(|()| m));
         match first {
             Err(e) if has_go_short_msg(code) => {
-                // seata-go's layout (one-byte failure message length), PROTOCOL.md §8.1.
+                // The other layout of the failure message length (one byte in seata-go's),
+                // PROTOCOL.md §8.1.
                 let mut r = Reader::new(&body[2..]);
-                Self::decode_payload(code, &mut r, ctx, true).and_then(|m| r.finish().map(|()| m)).map_err(|_| e)
+                Self::decode_payload(code, &mut r, ctx, !go_first)
+                    .and_then(|m| r.finish().map(|()| m))
+                    .map_err(|_| e)
             }
             other => other,
         }
