@@ -366,9 +366,7 @@ mod tests {
         assert_eq!(zstd_window_log(usize::MAX), 27);
         // A body of exactly the limit still decompresses at the window boundary.
         for len in [1024, 64 * 1024, 64 * 1024 + 1] {
-            let data: Vec<u8> = (0..len)
-                .map(|i| u8::try_from(i * 7 % 251).unwrap())
-                .collect();
+            let data: Vec<u8> = (0..len).map(|i| u8::try_from(i * 7 % 251).unwrap()).collect();
             let packed = compress(id::ZSTD, &data).unwrap();
             assert_eq!(decompress(id::ZSTD, &packed, len).unwrap(), data);
         }

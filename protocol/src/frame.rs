@@ -308,10 +308,8 @@ impl Frame {
                 self.body.slice(2..)
             } else {
                 // Any other codec (Hessian) has the body length in the header (PROTOCOL.md §1.6).
-                code = i16::try_from(self.body.len()).map_err(|_| ProtocolError::TooLong {
-                    field: "v0 body",
-                    len: self.body.len(),
-                })?;
+                code = i16::try_from(self.body.len())
+                    .map_err(|_| ProtocolError::TooLong { field: "v0 body", len: self.body.len() })?;
                 self.body.clone()
             }
         };

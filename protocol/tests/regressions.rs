@@ -20,13 +20,8 @@ fn frame_round_trip(input: &[u8]) -> Vec<Frame> {
     let mut frames = Vec::new();
     while let Some(frame) = codec.decode(&mut buf).expect("the input decodes") {
         let mut wire = BytesMut::new();
-        RpcCodec::default()
-            .encode(&frame, &mut wire)
-            .expect("re-encodes");
-        let again = RpcCodec::default()
-            .decode(&mut wire)
-            .expect("re-decodes")
-            .expect("a whole frame");
+        RpcCodec::default().encode(&frame, &mut wire).expect("re-encodes");
+        let again = RpcCodec::default().decode(&mut wire).expect("re-decodes").expect("a whole frame");
         assert!(wire.is_empty(), "{} bytes left behind", wire.len());
         assert_eq!(again, frame);
         frames.push(frame);
@@ -44,10 +39,7 @@ fn body_round_trip(input: &[u8]) -> Message {
         2 => CodeTable::V1_5,
         _ => CodeTable::V1_4,
     };
-    let ctx = CodecContext {
-        code_table,
-        go_short_msg: config & 0b100 != 0,
-    };
+    let ctx = CodecContext { code_table, go_short_msg: config & 0b100 != 0 };
     let msg = Message::decode(body, &ctx).expect("the input decodes");
     let again = Message::decode(&msg.encode(&ctx).expect("re-encodes"), &ctx).expect("re-decodes");
     assert_eq!(again, msg);
@@ -71,12 +63,7 @@ fn exception_byte_past_the_1_4_table_reads_as_unknown() {
 /// back as the same byte.
 #[test]
 fn every_code_table_reads_only_what_it_writes() {
-    for table in [
-        CodeTable::V2,
-        CodeTable::V1_7,
-        CodeTable::V1_5,
-        CodeTable::V1_4,
-    ] {
+    for table in [CodeTable::V2, CodeTable::V1_7, CodeTable::V1_5, CodeTable::V1_4] {
         for byte in 0..=u8::MAX {
             if let Ok(code) = ExceptionCode::from_wire(byte, table) {
                 assert_eq!(code.to_wire(table), byte, "{code:?} in {table:?}");
@@ -85,10 +72,7 @@ fn every_code_table_reads_only_what_it_writes() {
     }
     assert!(ExceptionCode::from_wire(17, CodeTable::V1_4).is_ok());
     assert!(ExceptionCode::from_wire(18, CodeTable::V1_4).is_err());
-    assert_eq!(
-        ExceptionCode::from_wire(18, CodeTable::V1_5).unwrap(),
-        ExceptionCode::FailedStore
-    );
+    assert_eq!(ExceptionCode::from_wire(18, CodeTable::V1_5).unwrap(), ExceptionCode::FailedStore);
 }
 
 /// body crash-82917f9c: under a seata-go context, a BranchCommitResponse re-encoded in Go's layout
@@ -97,14 +81,11 @@ fn every_code_table_reads_only_what_it_writes() {
 #[test]
 fn go_layout_is_read_first_for_go_peers() {
     body_round_trip(&[
-        0x05, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x5d, 0x00, 0x00,
+        0x05, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x04, 0x5d, 0x00, 0x00,
     ]);
 
-    let go = CodecContext {
-        code_table: CodeTable::V1_7,
-        go_short_msg: true,
-    };
+    let go = CodecContext { code_table: CodeTable::V1_7, go_short_msg: true };
     let sent = Message::BranchCommitResponse(BranchEndResponse {
         result: ResultHead::failed(ExceptionCode::BranchRollbackFailedRetriable, ""),
         xid: "\0\0\0\0\u{2}\0\0".into(),
@@ -124,14 +105,9 @@ fn go_layout_is_read_first_for_go_peers() {
 /// the body target's round-trip property and confirmed by running the target on this input.
 #[test]
 fn containers_hold_standard_layout_sub_messages_for_go_peers() {
-    body_round_trip(&[
-        0x04, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x00,
-    ]);
+    body_round_trip(&[0x04, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x00]);
 
-    let go = CodecContext {
-        code_table: CodeTable::V2,
-        go_short_msg: true,
-    };
+    let go = CodecContext { code_table: CodeTable::V2, go_short_msg: true };
     let merged = Message::MergeResultMessage(MergeResultMessage {
         msgs: vec![Message::BranchReportResponse(BranchReportResponse {
             result: ResultHead::failed(ExceptionCode::BranchReportFailed, "no such branch"),
@@ -156,10 +132,7 @@ fn zstd_window_is_bounded_by_the_limit() {
     .unwrap();
     assert_eq!(body.len(), 131);
     let err = compress::decompress(id::ZSTD, &body, 64 * 1024).unwrap_err();
-    assert!(
-        err.to_string().contains("too much memory"),
-        "not refused for its window: {err}"
-    );
+    assert!(err.to_string().contains("too much memory"), "not refused for its window: {err}");
     // The same header with a 1 KiB window (the smallest) is read: it is only the size that counts.
     let mut small = body.clone();
     small[5] = 0x00;
@@ -174,8 +147,8 @@ fn zstd_window_is_bounded_by_the_limit() {
 #[test]
 fn v0_hessian_frames_re_encode_with_their_length() {
     let frames = frame_round_trip(&[
-        0x00, 0xda, 0xda, 0x00, 0x80, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06,
-        b'h', b'e', b's', b's', b'i', b'a', b'n',
+        0x00, 0xda, 0xda, 0x00, 0x80, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, b'h', b'e', b's',
+        b's', b'i', b'a', b'n',
     ]);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].version, ProtocolVersion::V0);

@@ -75,10 +75,7 @@ fn encode_container(
     }
     // Sub-messages always use the standard layout, which is how `decode_msgs` reads them: seata-go
     // has no container codec, so its one-byte failure-message layout never occurs inside one.
-    let ctx = CodecContext {
-        go_short_msg: false,
-        ..*ctx
-    };
+    let ctx = CodecContext { go_short_msg: false, ..*ctx };
     let len_at = buf.len();
     buf.put_i32(0);
     buf.put_i16(count);

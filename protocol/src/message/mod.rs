@@ -226,16 +226,13 @@ impl Message {
         // The peer's own layout first: the same bytes can be valid in both and differ in every
         // field after the failure message.
         let go_first = ctx.go_short_msg;
-        let first =
-            Self::decode_payload(code, &mut r, ctx, go_first).and_then(|m| r.finish().map(|()| m));
+        let first = Self::decode_payload(code, &mut r, ctx, go_first).and_then(|m| r.finish().map(|()| m));
         match first {
             Err(e) if has_go_short_msg(code) => {
                 // The other layout of the failure message length (one byte in seata-go's),
                 // PROTOCOL.md §8.1.
                 let mut r = Reader::new(&body[2..]);
-                Self::decode_payload(code, &mut r, ctx, !go_first)
-                    .and_then(|m| r.finish().map(|()| m))
-                    .map_err(|_| e)
+                Self::decode_payload(code, &mut r, ctx, !go_first).and_then(|m| r.finish().map(|()| m)).map_err(|_| e)
             }
             other => other,
         }
