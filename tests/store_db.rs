@@ -13,7 +13,7 @@ use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 use seata_server::config::DbStoreSettings;
 use seata_server::store::contract::{self, new_branch_id, new_xid, sample_branch, sample_global};
 use seata_server::store::db::testing::{Backend, TestDb};
-use seata_server::store::db::{schema, DbOptions, DbPool, DbStore, DistributedLocker};
+use seata_server::store::db::{schema, DbOptions, DbPool, DbStore, Dialect, DistributedLocker};
 use seata_server::store::{SessionStore, StoreError, StoreOp, StoredSession, WriteStats};
 
 /// Runs `$body(backend)` as one test per backend.
@@ -268,16 +268,26 @@ async fn missing_table_is_named_and_created_when_asked(backend: Backend) {
     let locker = DistributedLocker::open(pool.clone(), &DbOptions::default()).await.expect("open").expect("enabled");
     let seeded = locker.get("RetryRollbacking").await.expect("read").expect("seed row");
     assert_eq!((seeded.value.as_str(), seeded.expire_ms), (" ", 0));
-    let tables = db
-        .query_strings(
-            "SELECT table_name FROM information_schema.tables WHERE table_name IN \
-             ('global_table', 'branch_table', 'lock_table', 'distributed_lock') \
-             AND table_schema NOT IN ('information_schema', 'pg_catalog')",
-        )
-        .await;
+    let sql = format!(
+        "SELECT table_name FROM information_schema.tables WHERE table_name IN \
+         ('global_table', 'branch_table', 'lock_table', 'distributed_lock') AND {}",
+        this_database(&db)
+    );
+    let tables = db.query_strings(&sql).await;
     assert_eq!(tables.len(), 4, "{tables:?}");
     pool.close().await;
     db.cleanup().await;
+}
+
+/// Restricts an `information_schema` query to the test's own database (other tests run their own
+/// databases on the same server at the same time).
+fn this_database(db: &TestDb) -> &'static str {
+    match db.dialect() {
+        Dialect::MySql => "table_schema = DATABASE()",
+        Dialect::Postgres => {
+            "table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog')"
+        }
+    }
 }
 
 async fn missing_column_is_named_and_never_altered(backend: Backend) {
@@ -294,12 +304,11 @@ async fn missing_column_is_named_and_never_altered(backend: Backend) {
     let err = DbStore::connect(&db.settings(), options()).await.expect_err("column missing");
     let text = err.to_string();
     assert!(text.contains("has no column `application_data`") && text.contains("global_table"), "{text}");
-    let columns = db
-        .query_strings(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'global_table' \
-             AND table_schema NOT IN ('information_schema', 'pg_catalog')",
-        )
-        .await;
+    let sql = format!(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'global_table' AND {}",
+        this_database(&db)
+    );
+    let columns = db.query_strings(&sql).await;
     assert_eq!(columns.len(), 10, "the table was not altered: {columns:?}");
     db.cleanup().await;
 }
