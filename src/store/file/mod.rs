@@ -373,6 +373,17 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_connection_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exec = batcher(dir.path(), None);
+        let conn = exec.conn.as_ref().expect("open");
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("journal_mode");
+        assert_eq!(mode, "wal");
+        assert_eq!(query_i64s(&exec, "PRAGMA synchronous"), vec![2], "synchronous=FULL");
+        assert_eq!(query_i64s(&exec, "PRAGMA user_version"), vec![SCHEMA_VERSION]);
+    }
+
+    #[test]
     fn a_refused_request_is_undone_alone_and_its_neighbours_commit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut exec = batcher(dir.path(), None);
