@@ -126,6 +126,65 @@ async fn concurrent_requests_share_commits() {
     }
 }
 
+/// A database as an earlier version of the store wrote it (through sqlx, schema version 1) opens
+/// and is read and written as before.
+#[tokio::test]
+async fn a_database_written_by_the_previous_writer_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xid = "10.0.0.1:8091:42";
+    let mut conn = SqliteConnectOptions::new()
+        .filename(dir.path().join(FileStore::DB_FILE_NAME))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .expect("connect");
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE global_table (
+            seq INTEGER PRIMARY KEY, xid TEXT NOT NULL UNIQUE, transaction_id INTEGER NOT NULL,
+            status INTEGER NOT NULL, application_id TEXT NOT NULL, transaction_service_group TEXT NOT NULL,
+            transaction_name TEXT NOT NULL, timeout INTEGER NOT NULL, begin_time INTEGER NOT NULL,
+            application_data TEXT, gmt_create INTEGER NOT NULL, gmt_modified INTEGER NOT NULL) STRICT;
+        CREATE TABLE branch_table (
+            seq INTEGER PRIMARY KEY, branch_id INTEGER NOT NULL UNIQUE, xid TEXT NOT NULL,
+            transaction_id INTEGER NOT NULL, resource_group_id TEXT, resource_id TEXT NOT NULL,
+            branch_type TEXT NOT NULL, status INTEGER NOT NULL, client_id TEXT NOT NULL,
+            application_data TEXT, lock_key TEXT, gmt_create INTEGER NOT NULL,
+            gmt_modified INTEGER NOT NULL) STRICT;
+        CREATE INDEX idx_branch_xid ON branch_table (xid, seq);
+        PRAGMA user_version = 1;
+        INSERT INTO global_table VALUES (1, '{xid}', 42, 1, 'app', 'group', 'tx', 60000, 1700000000000,
+            NULL, 1, 1);
+        INSERT INTO branch_table VALUES (1, 7, '{xid}', 42, NULL, 'jdbc:mysql://db', 'AT', 1, 'app:1.2.3.4:5',
+            NULL, 't:1', 1, 1);"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("write the old file");
+    conn.close().await.expect("close");
+
+    let store = open(dir.path()).await;
+    let session = store.load(xid).await.expect("load").expect("stored");
+    assert_eq!(session.global.status, GlobalStatus::Begin);
+    assert_eq!(session.global.timeout_ms, 60_000);
+    assert_eq!(session.branches.len(), 1);
+    assert_eq!(session.branches[0].lock_key.as_deref(), Some("t:1"));
+    store
+        .apply(vec![StoreOp::UpdateGlobalStatus {
+            xid: xid.to_owned(),
+            expected: Some(GlobalStatus::Begin),
+            status: GlobalStatus::Committing,
+        }])
+        .await
+        .expect("update");
+    let branch = new_branch_id();
+    store.apply(vec![StoreOp::InsertBranch(sample_branch(xid, branch))]).await.expect("insert");
+    let session = store.load(xid).await.expect("load").expect("stored");
+    assert_eq!(session.global.status, GlobalStatus::Committing);
+    assert_eq!(session.branches.iter().map(|b| b.branch_id).collect::<Vec<_>>(), vec![7, branch]);
+    store.close().await.expect("close");
+}
+
 #[tokio::test]
 async fn large_lock_keys_and_application_data_within_limits_are_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
