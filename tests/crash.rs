@@ -10,63 +10,16 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::{free_port, wait_listening, ServerProcess};
 use common::*;
 use seata_protocol::{BranchType, GlobalStatus};
 use seata_server::client::RpcClient;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the server process when dropped, so a failing test leaves no process behind.
-struct Server(Child);
-
-impl Server {
-    fn kill9(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn spawn_server(dir: &std::path::Path, port: u16) -> Server {
-    let conf = dir.join("application.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  port: {}\nseata:\n  metrics:\n    enabled: false\n  store:\n    mode: file\n    file:\n      dir: {}\n",
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
-            dir.join("store").display()
-        ),
-    )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_seata-server"))
-        .args(["--config", conf.to_str().unwrap(), "-h", "127.0.0.1", "-p", &port.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map(Server)
-        .unwrap()
-}
-
-async fn wait_listening(addr: SocketAddr) {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("server did not start");
+fn spawn_server(dir: &std::path::Path, port: u16) -> ServerProcess {
+    ServerProcess::spawn(dir, port, "")
 }
 
 #[derive(Default)]
@@ -175,15 +128,9 @@ async fn sigterm_finishes_requests_flushes_and_exits_zero() {
     wait_listening(addr).await;
     let tm = tm(addr).await;
     let xid = begin(&tm, 60_000).await;
-    let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || {
-        let s = server.0.wait().unwrap();
-        std::mem::forget(server);
-        s
-    })
-    .await
-    .unwrap();
+    let pid = server.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || server.wait_exit().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0), "graceful exit");
     // The begun transaction is still there after a restart.
     let _server = spawn_server(dir.path(), port);

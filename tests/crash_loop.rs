@@ -13,52 +13,20 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::{free_port, wait_listening, ServerProcess};
 use common::*;
 use rand::Rng;
 use seata_protocol::message::*;
 use seata_protocol::{BranchType, GlobalStatus, Message};
 use seata_server::client::RpcClient;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_server(dir: &std::path::Path, port: u16) -> Server {
-    let conf = dir.join("application.yml");
-    let text = format!(
-        "server:\n  port: {}\nseata:\n  metrics:\n    enabled: false\n  server:\n    recovery:\n      committing-retry-period: 200\n      async-committing-retry-period: 200\n      rollbacking-retry-period: 200\n      timeout-retry-period: 200\n  store:\n    mode: file\n    file:\n      dir: {}\n",
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
-        dir.join("store").display()
-    );
-    std::fs::write(&conf, text).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_seata-server"))
-        .args(["--config", conf.to_str().unwrap(), "-h", "127.0.0.1", "-p", &port.to_string()])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map(Server)
-        .unwrap()
-}
-
-async fn wait_listening(addr: SocketAddr) {
-    for _ in 0..1000 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("server did not start");
+fn spawn_server(dir: &std::path::Path, port: u16) -> ServerProcess {
+    let fast_recovery = "  server:\n    recovery:\n      committing-retry-period: 200\n      async-committing-retry-period: 200\n      rollbacking-retry-period: 200\n      timeout-retry-period: 200\n";
+    ServerProcess::spawn(dir, port, fast_recovery)
 }
 
 #[derive(Default)]
@@ -122,7 +90,7 @@ async fn worker(addr: SocketAddr, w: usize, ledger: Arc<Mutex<Ledger>>, stop: Ar
 async fn repeated_kill_9_under_load_loses_nothing() {
     let kills: usize = std::env::var("SEATA_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let log = RmLog::default();

@@ -1,6 +1,8 @@
 //! Starts real TC nodes on ephemeral ports and drives them with `seata-protocol` clients.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
