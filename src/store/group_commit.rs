@@ -75,23 +75,24 @@ pub struct WriteStats {
     pub failed_batches: u64,
 }
 
-const OPEN: u8 = 0;
-const CLOSED: u8 = 1;
-const STOPPED: u8 = 2;
+pub(crate) const OPEN: u8 = 0;
+pub(crate) const CLOSED: u8 = 1;
+pub(crate) const STOPPED: u8 = 2;
 
-/// State shared by the handle and the writer task. Atomics only: nothing is ever locked.
+/// State shared by a writer's handle and the writer (this task, or the embedded store's
+/// thread). Atomics only: nothing is ever locked.
 #[derive(Default)]
-struct Shared {
-    state: AtomicU8,
-    batches: AtomicU64,
-    requests: AtomicU64,
-    last_batch_size: AtomicU64,
-    max_batch_size: AtomicU64,
-    failed_batches: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) state: AtomicU8,
+    pub(crate) batches: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) last_batch_size: AtomicU64,
+    pub(crate) max_batch_size: AtomicU64,
+    pub(crate) failed_batches: AtomicU64,
 }
 
 impl Shared {
-    fn refusal(&self) -> Option<StoreError> {
+    pub(crate) fn refusal(&self) -> Option<StoreError> {
         match self.state.load(Ordering::Acquire) {
             OPEN => None,
             STOPPED => Some(StoreError::WriterStopped),
@@ -99,7 +100,7 @@ impl Shared {
         }
     }
 
-    fn count_batch(&self, size: usize, failed: bool) {
+    pub(crate) fn count_batch(&self, size: usize, failed: bool) {
         let size = u64::try_from(size).unwrap_or(u64::MAX);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(size, Ordering::Relaxed);
@@ -111,9 +112,9 @@ impl Shared {
     }
 }
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+pub(crate) type Reply = oneshot::Sender<Result<(), StoreError>>;
 
-enum Command {
+pub(crate) enum Command {
     Apply { ops: Vec<StoreOp>, reply: Reply },
     Close { reply: Reply },
 }

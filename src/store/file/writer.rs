@@ -28,7 +28,7 @@
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -166,48 +166,8 @@ pub(super) fn open_writer(
 // ---------------------------------------------------------------------------------------------
 // The thread and its handle
 
-const OPEN: u8 = 0;
-const CLOSED: u8 = 1;
-const STOPPED: u8 = 2;
-
-/// State shared by the handle and the writer thread. Atomics only: nothing is ever locked.
-#[derive(Default)]
-struct Shared {
-    state: AtomicU8,
-    batches: AtomicU64,
-    requests: AtomicU64,
-    last_batch_size: AtomicU64,
-    max_batch_size: AtomicU64,
-    failed_batches: AtomicU64,
-}
-
-impl Shared {
-    fn refusal(&self) -> Option<StoreError> {
-        match self.state.load(Ordering::Acquire) {
-            OPEN => None,
-            STOPPED => Some(StoreError::WriterStopped),
-            _ => Some(StoreError::Closed),
-        }
-    }
-
-    fn count_batch(&self, size: usize, failed: bool) {
-        let size = u64::try_from(size).unwrap_or(u64::MAX);
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(size, Ordering::Relaxed);
-        self.last_batch_size.store(size, Ordering::Relaxed);
-        self.max_batch_size.fetch_max(size, Ordering::Relaxed);
-        if failed {
-            self.failed_batches.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-type Reply = oneshot::Sender<Result<(), StoreError>>;
-
-enum Command {
-    Apply { ops: Vec<StoreOp>, reply: Reply },
-    Close { reply: Reply },
-}
+// The handle/writer protocol is the generic group-commit writer's.
+use crate::store::group_commit::{Command, Reply, Shared, CLOSED, OPEN, STOPPED};
 
 /// Handle to the writer thread: submit requests, read counters, close.
 pub(super) struct Writer {
