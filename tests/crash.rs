@@ -3,8 +3,9 @@
 //! Workers run begin → AT branch register → commit against a `seata-server` process while an RM
 //! answers phase two. The process is killed with SIGKILL mid-run and started again on the same
 //! store. Then every transaction whose begin was acknowledged is committed (again); each must
-//! answer Committed or, if its commit had already happened, Finished, and every acknowledged
-//! branch must reach the RM as a BranchCommit.
+//! answer Committed or, if its commit had already happened (or it was begun without a branch and
+//! its begin had not reached the disk, docs/STORE.md), Finished, and every acknowledged branch
+//! must reach the RM as a BranchCommit.
 
 mod common;
 

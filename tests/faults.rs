@@ -96,36 +96,59 @@ async fn a_full_disk_fails_requests_clearly_and_corrupts_nothing() {
         let _ = n.serve(listener, async move { drop(stopped.await) }).await;
     });
     let tm = tm(addr).await;
+    let (rm, _) = rm(addr, &[DB]).await;
+    // A begin is answered once queued; a branch registration once on disk. So what must survive
+    // is every transaction whose branch was acknowledged.
     let mut acked = Vec::new();
-    let mut failure = None;
+    let mut failed = false;
     for i in 0..5000 {
         let m = Message::GlobalBeginRequest(seata_protocol::message::GlobalBeginRequest {
             timeout: 600_000,
             transaction_name: format!("fill-{i}-{}", "x".repeat(100)),
         });
-        match tm.call(&m).await.unwrap() {
-            Message::GlobalBeginResponse(r) if r.result.is_success() => acked.push(r.xid),
+        let xid = match tm.call(&m).await.unwrap() {
+            Message::GlobalBeginResponse(r) if r.result.is_success() => r.xid,
             Message::GlobalBeginResponse(r) => {
-                failure = Some(r);
+                assert_eq!(r.result.exception_code, ExceptionCode::FailedStore, "{r:?}");
+                failed = true;
                 break;
             }
             other => panic!("{other:?}"),
+        };
+        let r = register(&rm, &xid, BranchType::AT, DB, &format!("fill:{i}{}", "y".repeat(100))).await;
+        if !r.result.is_success() {
+            failed = true;
+            break;
         }
+        acked.push(xid);
     }
-    let failure = failure.expect("the disk filled up");
-    assert_eq!(failure.result.exception_code, ExceptionCode::FailedStore);
-    assert!(failure.xid.is_empty());
+    assert!(failed, "the disk filled up");
+    assert!(acked.len() > 10, "{} transactions stored before the disk filled", acked.len());
+    // Once the disk has failed a write, a begin waits for its write and fails clearly.
+    let m = Message::GlobalBeginRequest(seata_protocol::message::GlobalBeginRequest {
+        timeout: 600_000,
+        transaction_name: "after".into(),
+    });
+    match tm.call(&m).await.unwrap() {
+        Message::GlobalBeginResponse(r) => {
+            assert_eq!(r.result.exception_code, ExceptionCode::FailedStore, "{r:?}");
+            assert!(r.xid.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
     // The server stays up and keeps answering what needs no write.
     assert_eq!(status(&tm, &acked[0]).await, GlobalStatus::Begin);
     let _ = stop.send(());
     let _ = task.await;
-    // Restarted with room to spare: every acknowledged transaction is there.
+    // Restarted with room to spare: every acknowledged transaction is there with its branch.
     let s = start_on(dir.path(), |_| {}).await;
     let tm = common::tm(s.addr).await;
     for xid in acked.iter().step_by(97).chain(acked.last()) {
         assert_eq!(status(&tm, xid).await, GlobalStatus::Begin, "{xid}");
+        let entry = s.node.coordinator.session(xid).expect("stored");
+        assert_eq!(entry.lock().await.branches.len(), 1, "{xid}");
     }
-    assert_eq!(s.node.coordinator.session_count(), acked.len());
+    assert!(s.node.coordinator.session_count() >= acked.len());
     s.shutdown().await;
 }
 
@@ -174,5 +197,55 @@ async fn floods_of_malformed_frames_from_many_connections() {
     assert_eq!(commit(&tm, &xid).await.global_status, GlobalStatus::Committed);
     assert!(eventually(5, || log.commits() == vec![b]).await);
     drop(RpcClient::connect(s.addr).await.unwrap());
+    s.shutdown().await;
+}
+
+/// A store whose GlobalBegin writes are answered early and then fail, as a disk failing right
+/// after a begin was answered would.
+struct BeginsFailLater(seata_server::store::memory::MemoryStore);
+
+#[async_trait::async_trait]
+impl SessionStore for BeginsFailLater {
+    async fn apply(&self, ops: Vec<seata_server::store::StoreOp>) -> Result<(), seata_server::store::StoreError> {
+        self.0.apply(ops).await
+    }
+    async fn apply_ordered(
+        &self,
+        _ops: Vec<seata_server::store::StoreOp>,
+    ) -> Result<seata_server::store::PendingWrite, seata_server::store::StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let e = seata_server::store::StoreError::unavailable("writing", sqlx::Error::Protocol("disk failed".into()));
+        tx.send(Err(e)).unwrap();
+        Ok(seata_server::store::PendingWrite::waiting(rx))
+    }
+    async fn load_all(&self) -> Result<Vec<seata_server::store::StoredSession>, seata_server::store::StoreError> {
+        self.0.load_all().await
+    }
+    async fn load(
+        &self,
+        xid: &str,
+    ) -> Result<Option<seata_server::store::StoredSession>, seata_server::store::StoreError> {
+        self.0.load(xid).await
+    }
+    async fn close(&self) -> Result<(), seata_server::store::StoreError> {
+        self.0.close().await
+    }
+}
+
+#[tokio::test]
+async fn a_begin_whose_write_fails_after_the_answer_is_dropped_at_its_next_request() {
+    let store = Arc::new(BeginsFailLater(seata_server::store::memory::MemoryStore::new()));
+    let s = start_shared(store, Arc::new(seata_server::lock::LockTable::new()), |_| {}).await;
+    let tm = tm(s.addr).await;
+    let (rm, log) = rm(s.addr, &[DB]).await;
+    let xid = begin(&tm, 60_000).await;
+    let r = register(&rm, &xid, BranchType::AT, DB, "t:1").await;
+    assert_eq!(r.result.exception_code, ExceptionCode::FailedStore, "{r:?}");
+    assert_eq!(s.node.coordinator.session_count(), 0, "the session is forgotten");
+    assert_eq!(s.node.coordinator.locks().count(), Some(0));
+    // The transaction never existed: the TM's commit finds nothing to do.
+    let c = commit(&tm, &xid).await;
+    assert_eq!((c.result.is_success(), c.global_status), (true, GlobalStatus::Finished), "{c:?}");
+    assert!(log.events().is_empty());
     s.shutdown().await;
 }

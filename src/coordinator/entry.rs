@@ -7,6 +7,7 @@ use seata_protocol::GlobalStatus;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::session::GlobalSession;
+use crate::store::{PendingWrite, StoreError};
 
 /// A live global session.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct SessionEntry {
     pub(crate) adopted: AtomicBool,
     /// The application whose open-session count this session is part of (begun on this node).
     pub(crate) counted_for: Option<String>,
+    /// The session's first write while its outcome is unknown (see [`SessionEntry::begin_failed`]).
+    begin_write: std::sync::Mutex<Option<PendingWrite>>,
 }
 
 impl SessionEntry {
@@ -43,7 +46,25 @@ impl SessionEntry {
             failures: AtomicU32::new(0),
             adopted: AtomicBool::new(false),
             counted_for: None,
+            begin_write: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A session whose stored row is still being written by `write` (GlobalBegin answers before
+    /// the disk has it).
+    pub(crate) fn with_begin_write(mut self, write: PendingWrite) -> Self {
+        self.begin_write = std::sync::Mutex::new(Some(write));
+        self
+    }
+
+    /// The error if the session's first write failed: the session then does not exist in the
+    /// store and must be forgotten. `None` while it is in flight or once it committed (any later
+    /// write of the session is queued after it, so it cannot overtake it).
+    pub(crate) fn begin_failed(&self) -> Option<StoreError> {
+        let mut slot = self.begin_write.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outcome = slot.as_mut()?.outcome()?;
+        *slot = None;
+        outcome.err()
     }
 
     /// The XID.

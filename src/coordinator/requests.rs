@@ -22,9 +22,16 @@ impl Coordinator {
         &self,
         entry: &'a SessionEntry,
     ) -> Result<MutexGuard<'a, GlobalSession>, TxError> {
-        tokio::time::timeout(self.inner.cfg.session_lock_timeout, entry.lock())
+        let guard = tokio::time::timeout(self.inner.cfg.session_lock_timeout, entry.lock())
             .await
-            .map_err(|_| TxError::SessionBusy(entry.xid.clone()))
+            .map_err(|_| TxError::SessionBusy(entry.xid.clone()))?;
+        if let Some(e) = entry.begin_failed() {
+            // The begin was answered before its write failed: the transaction never existed.
+            warn!(xid = %entry.xid, error = %e, "global transaction dropped: its begin was not stored");
+            self.forget(&entry.xid);
+            return Err(e.into());
+        }
+        Ok(guard)
     }
 
     /// Writes `extra` plus the status change to the store, then changes it in memory.
@@ -57,7 +64,7 @@ impl Coordinator {
         s.branches.clear();
         self.forget(&s.global.xid);
         self.inner.stats.ended(status);
-        info!(xid = %s.global.xid, status = %status, "global transaction finished");
+        debug!(xid = %s.global.xid, status = %status, "global transaction finished");
         Ok(())
     }
 
@@ -107,19 +114,25 @@ impl Coordinator {
             begin_time_ms: self.now(),
             application_data: None,
         };
-        if let Err(e) = self.inner.store.apply(vec![StoreOp::InsertGlobal(record.clone())]).await {
-            if let Some(mut n) = self.inner.open_per_app.get_mut(&client.application_id) {
-                *n = n.saturating_sub(1);
+        // Answered once the row is queued, not once it is on disk (docs/STORE.md, "What an answer
+        // promises"): nothing depends on it until a branch registers, and that write is awaited,
+        // comes later in the same queue and fails if the global row is not stored.
+        let write = match self.inner.store.apply_ordered(vec![StoreOp::InsertGlobal(record.clone())]).await {
+            Ok(write) => write,
+            Err(e) => {
+                if let Some(mut n) = self.inner.open_per_app.get_mut(&client.application_id) {
+                    *n = n.saturating_sub(1);
+                }
+                let e = TxError::from(e);
+                warn!(error = %e, "global begin failed");
+                return GlobalBeginResponse { result: e.result_head(), xid: String::new(), extra_data: String::new() };
             }
-            let e = TxError::from(e);
-            warn!(error = %e, "global begin failed");
-            return GlobalBeginResponse { result: e.result_head(), xid: String::new(), extra_data: String::new() };
-        }
-        let mut entry = SessionEntry::new(GlobalSession::new(record));
+        };
+        let mut entry = SessionEntry::new(GlobalSession::new(record)).with_begin_write(write);
         entry.counted_for = Some(client.application_id.clone());
         self.inner.sessions.insert(xid.clone(), Arc::new(entry));
         self.inner.stats.began();
-        info!(xid = %xid, timeout = req.timeout, "global transaction began");
+        debug!(xid = %xid, timeout = req.timeout, "global transaction began");
         GlobalBeginResponse { result: ResultHead::success(), xid, extra_data: String::new() }
     }
 
@@ -201,6 +214,12 @@ impl Coordinator {
             return Ok(GlobalStatus::TimeoutRollbacking);
         }
         let xid = s.global.xid.clone();
+        if s.branches.is_empty() {
+            // Nothing to drive: end now (Seata goes through AsyncCommitting to the same end).
+            s.active = false;
+            self.end_success(entry, &mut s, GlobalStatus::Committed).await?;
+            return Ok(GlobalStatus::Committed);
+        }
         if s.can_be_committed_async() {
             self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, vec![]).await?;
             s.active = false;

@@ -89,6 +89,9 @@ pub(crate) struct Shared {
     pub(crate) last_batch_size: AtomicU64,
     pub(crate) max_batch_size: AtomicU64,
     pub(crate) failed_batches: AtomicU64,
+    /// The last batch failed, or failed a request, for a reason of the store as a whole (I/O
+    /// error, full disk): writes are not to be answered before they are known to have committed.
+    pub(crate) degraded: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -319,6 +319,54 @@ fn bound(field: &'static str, value: &str, max: usize) -> Result<(), StoreError>
     }
 }
 
+/// The outcome of a write handed over with [`SessionStore::apply_ordered`], known once its batch
+/// has committed or failed.
+#[derive(Debug)]
+pub struct PendingWrite(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    Known(Result<(), StoreError>),
+    Waiting(tokio::sync::oneshot::Receiver<Result<(), StoreError>>),
+}
+
+impl PendingWrite {
+    /// A write already committed.
+    pub fn committed() -> Self {
+        PendingWrite(Pending::Known(Ok(())))
+    }
+
+    /// A write whose outcome `answer` will carry; a dropped sender counts as
+    /// [`StoreError::WriterStopped`].
+    pub fn waiting(answer: tokio::sync::oneshot::Receiver<Result<(), StoreError>>) -> Self {
+        PendingWrite(Pending::Waiting(answer))
+    }
+
+    /// The outcome if it is known, without waiting: `None` while the write is in flight.
+    pub fn outcome(&mut self) -> Option<Result<(), StoreError>> {
+        match &mut self.0 {
+            Pending::Known(r) => Some(r.clone()),
+            Pending::Waiting(rx) => {
+                let r = match rx.try_recv() {
+                    Ok(r) => r,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return None,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Err(StoreError::WriterStopped),
+                };
+                self.0 = Pending::Known(r.clone());
+                Some(r)
+            }
+        }
+    }
+
+    /// Waits for the outcome.
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            Pending::Known(r) => r,
+            Pending::Waiting(rx) => rx.await.unwrap_or(Err(StoreError::WriterStopped)),
+        }
+    }
+}
+
 /// The durable record of sessions. Implementations are cheap to share behind an `Arc` and safe
 /// to call from many tasks at once.
 #[async_trait::async_trait]
@@ -329,6 +377,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// each request succeeds or fails on its own. If the caller's future is dropped after the
     /// request was handed to the writer, the request may still be written.
     async fn apply(&self, ops: Vec<StoreOp>) -> Result<(), StoreError>;
+
+    /// Hands `ops` over like [`apply`](Self::apply) but returns once they are *ordered*: written
+    /// before anything any caller hands over later, in the same or an earlier commit. It does not
+    /// wait for the disk; the returned [`PendingWrite`] tells later whether the write committed.
+    ///
+    /// For a write nothing depends on until a later write of the same session, which is awaited
+    /// and so makes both durable (the GlobalBegin: its session matters only once a branch is
+    /// registered, and [`StoreOp::InsertBranch`] fails if the global row is not stored). The
+    /// default waits for durability; a store shared by several TC nodes must keep it, since
+    /// another node may look the session up as soon as the XID is answered.
+    async fn apply_ordered(&self, ops: Vec<StoreOp>) -> Result<PendingWrite, StoreError> {
+        self.apply(ops).await.map(|()| PendingWrite::committed())
+    }
 
     /// Every stored session with its branches (for recovery at start-up), in begin order.
     async fn load_all(&self) -> Result<Vec<StoredSession>, StoreError>;

@@ -32,7 +32,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::group_commit::GroupCommitOptions;
-use super::{BranchRecord, GlobalRecord, SessionStore, StoreError, StoreLimits, StoreOp, StoredSession, WriteStats};
+use super::{
+    BranchRecord, GlobalRecord, PendingWrite, SessionStore, StoreError, StoreLimits, StoreOp, StoredSession, WriteStats,
+};
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -212,6 +214,22 @@ impl SessionStore for FileStore {
             return Ok(());
         }
         self.writer.submit(ops).await
+    }
+
+    // One writer thread fed by one FIFO queue: a request queued now is written before, or in the
+    // same transaction as, every request queued after it. While the disk is failing writes the
+    // caller waits, so that it gets the error (a full disk fails GlobalBegin, not only the
+    // first BranchRegister).
+    async fn apply_ordered(&self, ops: Vec<StoreOp>) -> Result<PendingWrite, StoreError> {
+        self.writer.ensure_open()?;
+        self.limits.check(&ops)?;
+        if ops.is_empty() {
+            return Ok(PendingWrite::committed());
+        }
+        if self.writer.degraded() {
+            return self.writer.submit(ops).await.map(|()| PendingWrite::committed());
+        }
+        self.writer.submit_ordered(ops).await.map(PendingWrite::waiting)
     }
 
     async fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {

@@ -206,6 +206,25 @@ impl Writer {
         answer.await.unwrap_or_else(|_| Err(self.gone()))
     }
 
+    /// True while the store is failing writes (see `Shared::degraded`).
+    pub(super) fn degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::Acquire)
+    }
+
+    /// Queues `ops` and returns once they are in the writer's queue, with the receiver of their
+    /// outcome.
+    pub(super) async fn submit_ordered(
+        &self,
+        ops: Vec<StoreOp>,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        self.ensure_open()?;
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Command::Apply { ops, reply }).await.is_err() {
+            return Err(self.gone());
+        }
+        Ok(answer)
+    }
+
     /// `Ok` while requests are accepted; otherwise [`StoreError::Closed`] or
     /// [`StoreError::WriterStopped`].
     pub(super) fn ensure_open(&self) -> Result<(), StoreError> {
@@ -323,6 +342,8 @@ impl Worker {
         match outcome {
             Ok(Ok(results)) if results.len() == size => {
                 self.shared.count_batch(size, false);
+                let degraded = results.iter().any(|r| matches!(r, Err(StoreError::Unavailable { .. })));
+                self.shared.degraded.store(degraded, Ordering::Release);
                 for (reply, result) in replies.drain(..).zip(results) {
                     let _ = reply.send(result);
                 }
@@ -335,6 +356,7 @@ impl Worker {
             }
             Ok(Err(e)) => {
                 self.shared.count_batch(size, true);
+                self.shared.degraded.store(true, Ordering::Release);
                 tracing::warn!(error = %e, requests = size, "store batch failed");
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(e.clone()));
