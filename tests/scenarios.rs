@@ -1,4 +1,9 @@
 //! End-to-end scenarios: the real server on an ephemeral port, driven by protocol clients.
+//!
+//! Every scenario where the store matters runs three times (`on_every_store!`): on the file
+//! store, and in db mode on MariaDB/MySQL and on PostgreSQL, each test with its own database.
+//! The few about the transport alone (registration, requests before it, garbage frames) run on
+//! the file store only: they never reach the store.
 
 mod common;
 
@@ -14,6 +19,7 @@ use seata_server::client::RpcClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+// Transport only: the store is not involved.
 #[tokio::test]
 async fn registration_and_heartbeat() {
     let (s, _d) = start().await;
@@ -33,9 +39,9 @@ async fn registration_and_heartbeat() {
     s.shutdown().await;
 }
 
-#[tokio::test]
-async fn at_commit_reaches_the_rm_asynchronously() {
-    let (s, _d) = start().await;
+async fn at_commit_reaches_the_rm_asynchronously(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &[DB]).await;
     let xid = begin(&tm, 60_000).await;
@@ -46,7 +52,7 @@ async fn at_commit_reaches_the_rm_asynchronously() {
     assert!(r.result.is_success());
     assert_eq!(r.global_status, GlobalStatus::Committed);
     // Locks go at commit start; branch commits follow in the background.
-    assert_eq!(s.node.coordinator.locks().count(), Some(0));
+    assert_eq!(f.lock_count(&s).await, 0);
     assert!(eventually(5, || log.commits().len() == 2).await, "{:?}", log.events());
     let mut got = log.commits();
     got.sort_unstable();
@@ -57,29 +63,33 @@ async fn at_commit_reaches_the_rm_asynchronously() {
     // A repeated commit of an ended transaction is Finished, not an error.
     let again = commit(&tm, &xid).await;
     assert_eq!((again.result.is_success(), again.global_status), (true, GlobalStatus::Finished));
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn at_rollback_in_reverse_order_releases_locks() {
-    let (s, _d) = start().await;
+async fn at_rollback_in_reverse_order_releases_locks(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &[DB]).await;
     let xid = begin(&tm, 60_000).await;
     let b1 = register(&rm, &xid, BranchType::AT, DB, "stock:1").await.branch_id;
     let b2 = register(&rm, &xid, BranchType::AT, DB, "stock:2").await.branch_id;
-    assert_eq!(s.node.coordinator.locks().count(), Some(2));
+    assert_eq!(f.lock_count(&s).await, 2);
     let r = rollback(&tm, &xid).await;
     assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::Rollbacked));
     assert_eq!(log.rollbacks(), vec![b2, b1]);
-    assert_eq!(s.node.coordinator.locks().count(), Some(0));
+    assert_eq!(f.lock_count(&s).await, 0);
     assert_eq!(status(&tm, &xid).await, GlobalStatus::Finished);
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn lock_conflict_reentrancy_and_lock_query() {
-    let (s, _d) = start().await;
+async fn lock_conflict_reentrancy_and_lock_query(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let (rm, _log) = rm(s.addr, &[DB]).await;
     let a = begin(&tm, 60_000).await;
@@ -87,13 +97,13 @@ async fn lock_conflict_reentrancy_and_lock_query() {
     assert!(register(&rm, &a, BranchType::AT, DB, "stock:1,2").await.result.is_success());
     // Re-entrant: the same transaction takes the same row again.
     assert!(register(&rm, &a, BranchType::AT, DB, "stock:2,3").await.result.is_success());
-    assert_eq!(s.node.coordinator.locks().count(), Some(3));
+    assert_eq!(f.lock_count(&s).await, 3);
     // Another transaction conflicts, all or nothing: stock:4 is not left held.
     let r = register(&rm, &b, BranchType::AT, DB, "stock:4,1").await;
     assert_eq!(r.result.result_code, seata_protocol::ResultCode::Failed);
     assert_eq!(r.result.exception_code, ExceptionCode::LockKeyConflict);
     assert_eq!(r.branch_id, 0);
-    assert_eq!(s.node.coordinator.locks().count(), Some(3));
+    assert_eq!(f.lock_count(&s).await, 3);
     // Lock query: free rows and own rows are lockable, another holder's are not.
     let q = |xid: &str, key: &str| {
         Message::GlobalLockQueryRequest(BranchRegisterRequest {
@@ -124,11 +134,12 @@ async fn lock_conflict_reentrancy_and_lock_query() {
     assert_eq!(r.result.exception_code, ExceptionCode::LockKeyConflictFailFast);
     rb.abort();
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn tcc_commit_in_registration_order() {
-    let (s, _d) = start().await;
+async fn tcc_commit_in_registration_order(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &["tcc-a", "tcc-b"]).await;
     let xid = begin(&tm, 60_000).await;
@@ -141,12 +152,14 @@ async fn tcc_commit_in_registration_order() {
     // Registering on a finished transaction fails with GlobalTransactionNotExist.
     let r = register(&rm, &xid, BranchType::TCC, "tcc-a", "").await;
     assert_eq!(r.result.exception_code, ExceptionCode::GlobalTransactionNotExist);
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn tcc_rollback_retries_after_a_retryable_failure() {
-    let (s, _d) = start().await;
+async fn tcc_rollback_retries_after_a_retryable_failure(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     // The first rollback attempt of each branch fails retryably, the second succeeds.
     let policy: Policy = Arc::new(|code, _, n| {
@@ -163,12 +176,14 @@ async fn tcc_rollback_retries_after_a_retryable_failure() {
     assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::RollbackRetrying));
     assert!(wait_status(&tm, &xid, GlobalStatus::Finished, 10).await);
     assert_eq!(log.rollbacks(), vec![b1, b1]);
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn timeout_rollback_and_a_late_commit() {
-    let (s, _d) = start().await;
+async fn timeout_rollback_and_a_late_commit(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let (rm, log) = rm(s.addr, &[DB]).await;
     let xid = begin(&tm, 300).await;
@@ -186,18 +201,20 @@ async fn timeout_rollback_and_a_late_commit() {
     assert!(eventually(5, || log.rollbacks() == vec![b]).await, "{:?}", log.events());
     assert!(wait_status(&tm, &xid, GlobalStatus::Finished, 5).await);
     assert!(log.commits().is_empty());
-    assert_eq!(s.node.coordinator.locks().count(), Some(0));
+    assert_eq!(f.lock_count(&s).await, 0);
     // A timed-out transaction with no commit attempt is rolled back by the timeout job too.
     let xid2 = begin(&tm, 100).await;
     let b2 = register(&rm, &xid2, BranchType::AT, DB, "stock:6").await.branch_id;
     assert!(eventually(5, || log.rollbacks().contains(&b2)).await);
     assert!(wait_status(&tm, &xid2, GlobalStatus::Finished, 5).await);
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn global_report_ends_a_saga() {
-    let (s, _d) = start().await;
+async fn global_report_ends_a_saga(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let m = Message::GlobalBeginRequest(GlobalBeginRequest { timeout: 60_000, transaction_name: "$Saga_order".into() });
     let Message::GlobalBeginResponse(b) = tm.call(&m).await.unwrap() else { panic!() };
@@ -227,11 +244,11 @@ async fn global_report_ends_a_saga() {
     .await;
     assert_eq!(r.global_status, GlobalStatus::Begin);
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-async fn merged_round_trip(batch: bool, version: &str, with_ids: bool) -> Message {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start_on(dir.path(), |o| o.transport.batch_response = batch).await;
+async fn merged_round_trip(f: &Fixture, batch: bool, version: &str, with_ids: bool) -> Message {
+    let s = f.start(|o| o.transport.batch_response = batch).await;
     let tm = tm(s.addr).await;
     let (rm, _) = RpcClient::connect(s.addr).await.unwrap();
     rm.register_rm(APP, GROUP, version, &[DB]).await.unwrap();
@@ -249,24 +266,25 @@ async fn merged_round_trip(batch: bool, version: &str, with_ids: bool) -> Messag
     resp
 }
 
-#[tokio::test]
-async fn merged_requests_answered_in_both_forms() {
-    let Message::MergeResultMessage(m) = merged_round_trip(false, "2.2.0", true).await else { panic!() };
+async fn merged_requests_answered_in_both_forms(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let Message::MergeResultMessage(m) = merged_round_trip(&f, false, "2.2.0", true).await else { panic!() };
     assert_eq!(m.msgs.len(), 3);
     assert!(matches!(&m.msgs[0], Message::BranchRegisterResponse(r) if r.result.is_success()));
     // The same row twice in one transaction: re-entrant.
     assert!(matches!(&m.msgs[1], Message::BranchRegisterResponse(r) if r.result.is_success()));
     assert!(matches!(&m.msgs[2], Message::GlobalStatusResponse(r) if r.global_status == GlobalStatus::Begin));
-    let Message::BatchResultMessage(b) = merged_round_trip(true, "2.2.0", true).await else { panic!() };
+    let Message::BatchResultMessage(b) = merged_round_trip(&f, true, "2.2.0", true).await else { panic!() };
     assert_eq!(b.msg_ids, vec![11, 12, 13]);
     assert_eq!(b.msgs.len(), 3);
     // Old clients (no ids, < 1.5.0) always get MergeResultMessage.
-    assert!(matches!(merged_round_trip(true, "1.4.2", false).await, Message::MergeResultMessage(_)));
+    assert!(matches!(merged_round_trip(&f, true, "1.4.2", false).await, Message::MergeResultMessage(_)));
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn unknown_xids_are_finished_not_errors() {
-    let (s, _d) = start().await;
+async fn unknown_xids_are_finished_not_errors(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     for xid in ["127.0.0.1:8091:42", "not-an-xid", ""] {
         for r in [commit(&tm, xid).await, rollback(&tm, xid).await] {
@@ -288,11 +306,12 @@ async fn unknown_xids_are_finished_not_errors() {
     let Message::BranchReportResponse(r) = rm.call(&rep).await.unwrap() else { panic!() };
     assert_eq!(r.result.exception_code, ExceptionCode::GlobalTransactionNotExist);
     s.shutdown().await;
+    f.cleanup().await;
 }
 
-#[tokio::test]
-async fn phase_two_falls_back_to_another_connection_of_the_application() {
-    let (s, _d) = start().await;
+async fn phase_two_falls_back_to_another_connection_of_the_application(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let tm = tm(s.addr).await;
     let (rm1, log1) = rm(s.addr, &["tcc-a"]).await;
     let (_rm2, log2) = rm(s.addr, &["tcc-a"]).await;
@@ -304,9 +323,12 @@ async fn phase_two_falls_back_to_another_connection_of_the_application() {
     assert_eq!(r.global_status, GlobalStatus::Committed);
     assert!(log1.commits().is_empty());
     assert_eq!(log2.commits(), vec![b]);
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
 
+// Transport only: refused before any store access.
 #[tokio::test]
 async fn requests_before_registration_close_the_connection() {
     let (s, _d) = start().await;
@@ -324,6 +346,7 @@ async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+// Transport only: the frames never decode into requests that reach the store.
 #[tokio::test]
 async fn garbage_and_lying_frames_do_not_hurt_the_server() {
     let (s, _d) = start().await;
@@ -356,10 +379,9 @@ async fn garbage_and_lying_frames_do_not_hurt_the_server() {
     s.shutdown().await;
 }
 
-#[tokio::test]
-async fn restart_resumes_phase_two() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start_on(dir.path(), |_| {}).await;
+async fn restart_resumes_phase_two(kind: StoreKind) {
+    let Some(f) = Fixture::create(kind).await else { return };
+    let s = f.start(|_| {}).await;
     let (xid, b) = {
         let tm = tm(s.addr).await;
         let (rm, _) = rm(s.addr, &["tcc-a"]).await;
@@ -370,9 +392,9 @@ async fn restart_resumes_phase_two() {
         (xid, b)
     };
     s.shutdown().await;
-    let s = start_on(dir.path(), |_| {}).await;
+    let s = f.start(|_| {}).await;
     // The session and its row locks are back.
-    assert_eq!(s.node.coordinator.locks().count(), Some(1));
+    assert_eq!(f.lock_count(&s).await, 1);
     let tm = tm(s.addr).await;
     let (_rm, log) = rm(s.addr, &["tcc-a", DB]).await;
     assert_eq!(status(&tm, &xid).await, GlobalStatus::Begin);
@@ -380,5 +402,21 @@ async fn restart_resumes_phase_two() {
     assert_eq!(r.global_status, GlobalStatus::Committed);
     assert!(log.commits().contains(&b));
     assert!(eventually(5, || log.commits().len() == 2).await);
+    assert_eq!(f.wait_empty(&s, 5).await, vec![], "nothing is left in the store");
     s.shutdown().await;
+    f.cleanup().await;
 }
+
+on_every_store!(
+    at_commit_reaches_the_rm_asynchronously,
+    at_rollback_in_reverse_order_releases_locks,
+    lock_conflict_reentrancy_and_lock_query,
+    tcc_commit_in_registration_order,
+    tcc_rollback_retries_after_a_retryable_failure,
+    timeout_rollback_and_a_late_commit,
+    global_report_ends_a_saga,
+    merged_requests_answered_in_both_forms,
+    unknown_xids_are_finished_not_errors,
+    phase_two_falls_back_to_another_connection_of_the_application,
+    restart_resumes_phase_two,
+);

@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod stores;
+
+pub use stores::{Fixture, StoreKind};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,12 @@
-//! The real `seata-server` binary as a child process (crash and signal tests).
+//! The real `seata-server` binary as a child process (crash and signal tests, several nodes on
+//! one database).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
+
+use seata_server::store::db::testing::{Backend, TestDb};
 
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> u16 {
@@ -18,15 +21,41 @@ impl ServerProcess {
     /// metrics exporter (a fixed port would clash between tests), and `seata_extra` (YAML lines
     /// indented under `seata:`) added to the configuration.
     pub fn spawn(dir: &Path, port: u16, seata_extra: &str) -> ServerProcess {
-        let conf = dir.join("application.yml");
-        let text = format!(
-            "server:\n  port: {}\nseata:\n  metrics:\n    enabled: false\n{seata_extra}  store:\n    mode: file\n    file:\n      dir: {}\n",
-            free_port(),
-            dir.join("store").display()
+        let store = format!("  store:\n    mode: file\n    file:\n      dir: {}\n", dir.join("store").display());
+        Self::spawn_with(dir, port, &[], &format!("{seata_extra}{store}"))
+    }
+
+    /// Starts the binary in db mode on the test database `db` (`seata.store.mode: db`, its JDBC
+    /// URL, user and password, missing tables created) as server node `node` (`-n`), RPC on
+    /// `port`; `dir` holds the configuration file; `seata_extra` as for [`spawn`](Self::spawn).
+    pub fn spawn_db(dir: &Path, port: u16, node: u16, db: &TestDb, seata_extra: &str) -> ServerProcess {
+        let settings = db.settings();
+        let db_type = match db.backend {
+            Backend::MySql => "mysql",
+            Backend::Postgres => "postgresql",
+        };
+        let mut store = format!(
+            "  store:\n    mode: db\n    db:\n      db-type: {db_type}\n      url: \"{}\"\n      create-missing-tables: true\n      min-conn: 1\n      max-conn: 8\n",
+            db.jdbc_url()
         );
+        if let Some(user) = &settings.user {
+            store.push_str(&format!("      user: \"{user}\"\n"));
+        }
+        if let Some(password) = &settings.password {
+            store.push_str(&format!("      password: \"{}\"\n", password.expose()));
+        }
+        Self::spawn_with(dir, port, &["-n", &node.to_string()], &format!("{seata_extra}{store}"))
+    }
+
+    /// Starts the binary with `args` added to the command line and `seata` (YAML lines indented
+    /// under `seata:`, the store included) as the rest of the configuration.
+    fn spawn_with(dir: &Path, port: u16, args: &[&str], seata: &str) -> ServerProcess {
+        let conf = dir.join("application.yml");
+        let text = format!("server:\n  port: {}\nseata:\n  metrics:\n    enabled: false\n{seata}", free_port());
         std::fs::write(&conf, text).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_seata-server"))
             .args(["--config", conf.to_str().unwrap(), "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
