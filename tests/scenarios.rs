@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::stores::{Fixture, StoreKind};
 use common::*;
 use seata_protocol::frame::msg_type;
 use seata_protocol::message::*;

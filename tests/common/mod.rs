@@ -4,8 +4,6 @@
 pub mod process;
 pub mod stores;
 
-pub use stores::{Fixture, StoreKind};
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
