@@ -137,6 +137,43 @@ async fn two_nodes_share_the_work(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The TM talks to one node, the RM to the other: the node that decides phase two cannot reach
+/// the RM, so the node holding the RM's connection (which still has its own copy of the session
+/// from the begin, in Begin) must deliver it, long before the transaction's timeout.
+async fn phase_two_reaches_an_rm_connected_to_the_other_node(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let tune = |o: &mut NodeOptions| {
+        o.transport.rpc_tc_request_timeout = Duration::from_millis(300);
+        o.coordinator.rpc_timeout = Duration::from_millis(300);
+    };
+    let a = start_db(&db, tune).await;
+    let b = start_db(&db, tune).await;
+    let tm_a = tm(a.addr).await;
+    let tm_b = tm(b.addr).await;
+    let (rm_a, log_a) = rm(a.addr, &["tcc-a", DB]).await;
+    for (end_on_b, want) in [(true, GlobalStatus::Committed), (false, GlobalStatus::Rollbacked)] {
+        let xid = begin(&tm_a, 60_000).await;
+        let t = register(&rm_a, &xid, BranchType::TCC, "tcc-a", "").await.branch_id;
+        let at = register(&rm_a, &xid, BranchType::AT, DB, "stock:1").await.branch_id;
+        assert!(t != 0 && at != 0);
+        let r = if end_on_b { commit(&tm_b, &xid).await } else { rollback(&tm_b, &xid).await };
+        assert!(r.result.is_success() || r.global_status != GlobalStatus::Begin, "{r:?}");
+        let delivered = || {
+            let got = if want == GlobalStatus::Committed { log_a.commits() } else { log_a.rollbacks() };
+            got.contains(&t) && got.contains(&at)
+        };
+        assert!(eventually(10, delivered).await, "{want:?} not delivered: {:?}", log_a.events());
+        assert!(wait_status(&tm_a, &xid, GlobalStatus::Finished, 10).await);
+        assert!(wait_status(&tm_b, &xid, GlobalStatus::Finished, 10).await);
+    }
+    for table in ["global_table", "branch_table", "lock_table"] {
+        assert_eq!(count(&db, table).await, 0, "{table}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    db.cleanup().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -149,4 +186,9 @@ macro_rules! on_both {
     )*};
 }
 
-on_both!(at_and_tcc_flows, restart_resumes_from_the_database, two_nodes_share_the_work);
+on_both!(
+    at_and_tcc_flows,
+    restart_resumes_from_the_database,
+    two_nodes_share_the_work,
+    phase_two_reaches_an_rm_connected_to_the_other_node,
+);

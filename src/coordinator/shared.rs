@@ -118,7 +118,8 @@ impl Coordinator {
     }
 
     /// Loads the sessions a shared store says are due (timed out, retrying, abandoned) that this
-    /// node does not hold yet, so the round can claim and drive them.
+    /// node does not hold yet, and re-reads those it holds in another status than the store's,
+    /// so the round can claim and drive them.
     pub(crate) async fn adopt_due(&self) {
         if !self.shared() {
             return;
@@ -139,7 +140,15 @@ impl Coordinator {
             };
             let full = rows.len() == page;
             for g in rows {
-                if self.inner.sessions.contains_key(&g.xid) {
+                if let Some(entry) = self.session(&g.xid) {
+                    // Our copy is stale when another node moved the session on (say, it began
+                    // here and was committed on a node that cannot reach the RM): take the
+                    // store's view, so this round drives it instead of waiting for its timeout.
+                    if entry.status() != g.status && !entry.is_driving() {
+                        if let Err(e) = self.refresh(&entry).await {
+                            warn!(xid = %g.xid, error = %e, "could not re-read a session another node moved on");
+                        }
+                    }
                     continue;
                 }
                 if let Err(e) = self.find(&g.xid).await {
