@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod console;
 pub mod coordinator;
+pub mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lock;

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use seata_protocol::message::{type_code, GlobalBeginResponse, GlobalEndResponse};
 use seata_protocol::GlobalStatus;
 
@@ -139,7 +138,7 @@ pub struct Metrics {
     requests: Vec<Histogram>,
     store_writes: Histogram,
     tx: Mutex<TxMeters>,
-    begins: DashMap<String, Instant>,
+    begins: crate::fasthash::DashMap<String, Instant>,
 }
 
 fn message_index(msg_type: i16) -> usize {
@@ -186,7 +185,7 @@ impl Metrics {
                 windows: [Window::new(), Window::new()],
                 label_sets: HashMap::new(),
             }),
-            begins: DashMap::new(),
+            begins: crate::fasthash::dashmap(),
         })
     }
 

@@ -29,7 +29,6 @@ mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
 use tokio_util::task::TaskTracker;
 
 pub use entry::SessionEntry;
@@ -144,15 +143,15 @@ struct Inner {
     store: Arc<dyn SessionStore>,
     locks: Arc<dyn LockStore>,
     rms: Arc<dyn ResourceManagers>,
-    sessions: DashMap<String, Arc<SessionEntry>>,
+    sessions: crate::fasthash::DashMap<String, Arc<SessionEntry>>,
     ids: IdGenerator,
     clock: Clock,
     tasks: TaskTracker,
     phase2_slots: Arc<tokio::sync::Semaphore>,
     /// Open sessions begun on this node, per application id (the per-application limit).
-    open_per_app: DashMap<String, usize>,
+    open_per_app: crate::fasthash::DashMap<String, usize>,
     /// Last time a phase-two failure of a branch was logged, to log it at most once a minute.
-    quiet: DashMap<i64, std::time::Instant>,
+    quiet: crate::fasthash::DashMap<i64, std::time::Instant>,
     stats: jobs::Counters,
 }
 
@@ -178,12 +177,12 @@ impl Coordinator {
                 store,
                 locks,
                 rms,
-                sessions: DashMap::new(),
+                sessions: crate::fasthash::dashmap(),
                 clock,
                 tasks: TaskTracker::new(),
                 phase2_slots: slots,
-                quiet: DashMap::new(),
-                open_per_app: DashMap::new(),
+                quiet: crate::fasthash::dashmap(),
+                open_per_app: crate::fasthash::dashmap(),
                 stats: jobs::Counters::default(),
             }),
         }

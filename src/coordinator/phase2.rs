@@ -251,7 +251,8 @@ impl Coordinator {
     /// Drives `entry` in the background; `claim`: first claim it in a shared store (recovery).
     pub(crate) fn spawn_drive_with(&self, entry: Arc<SessionEntry>, claim: bool) {
         let this = self.clone();
-        self.inner.tasks.spawn(async move {
+        // Boxed for the same reason as the request handlers (transport/connection.rs).
+        self.inner.tasks.spawn(Box::pin(async move {
             let Ok(_permit) = Arc::clone(&this.inner.phase2_slots).acquire_owned().await else {
                 return;
             };
@@ -260,7 +261,7 @@ impl Coordinator {
             } else if let Some(_guard) = entry.try_drive() {
                 this.drive_claimed(&entry, false).await;
             }
-        });
+        }));
     }
 
     /// One recovery round for a session, chosen by its status: the retrying (`retrying=true`)

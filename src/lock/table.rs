@@ -38,12 +38,12 @@
 //! is no longer reachable from `owners`, and at most one live record exists per xid.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use crate::fasthash::State as RandomState;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
-
-use dashmap::DashMap;
 
 use super::{LockConflict, LockError, LockOptions, RowLock};
 
@@ -151,14 +151,14 @@ pub struct LockTable {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
-    owners: DashMap<Arc<str>, Arc<Owner>>,
+    owners: crate::fasthash::DashMap<Arc<str>, Arc<Owner>>,
     held: AtomicUsize,
     max_rows_per_acquire: usize,
 }
 
 #[derive(Default)]
 struct Shard {
-    rows: HashMap<Arc<str>, Held>,
+    rows: crate::fasthash::HashMap<Arc<str>, Held>,
 }
 
 /// A held row.
@@ -242,8 +242,8 @@ impl LockTable {
         LockTable {
             inner: Arc::new(Inner {
                 shards,
-                hasher: RandomState::new(),
-                owners: DashMap::new(),
+                hasher: RandomState::default(),
+                owners: crate::fasthash::dashmap(),
                 held: AtomicUsize::new(0),
                 max_rows_per_acquire: config.max_rows_per_acquire,
             }),

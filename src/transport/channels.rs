@@ -26,6 +26,18 @@ pub struct Registration {
     pub resources: HashSet<String>,
     /// seata-go peer (one-byte failure messages in four responses).
     pub go: bool,
+    /// Made at the first request after registration (see [`Conn::identity`]).
+    pub identity: Option<Arc<Identity>>,
+}
+
+/// What every request of a registered connection carries, made once per connection rather than
+/// per request (the identity is fixed by the first registration).
+#[derive(Debug)]
+pub struct Identity {
+    /// The client as the coordinator sees it.
+    pub client: crate::coordinator::ClientInfo,
+    /// The registered version.
+    pub version: Version,
 }
 
 /// One live connection.
@@ -63,6 +75,26 @@ impl Conn {
         format!("{}:{}:{}", self.registration().application_id, self.peer.ip(), self.peer.port())
     }
 
+    /// The connection's identity for the coordinator and the answer's encoding.
+    pub fn identity(&self) -> Arc<Identity> {
+        let mut r = self.registration();
+        if let Some(id) = &r.identity {
+            return Arc::clone(id);
+        }
+        let id = Arc::new(Identity {
+            client: crate::coordinator::ClientInfo {
+                application_id: r.application_id.clone(),
+                transaction_service_group: r.transaction_service_group.clone(),
+                client_id: format!("{}:{}:{}", r.application_id, self.peer.ip(), self.peer.port()),
+            },
+            version: r.version.clone(),
+        });
+        if r.tm || r.rm {
+            r.identity = Some(Arc::clone(&id));
+        }
+        id
+    }
+
     /// How to encode bodies for this peer.
     pub fn codec_context(&self) -> CodecContext {
         let r = self.registration();
@@ -88,6 +120,8 @@ pub struct Channels {
     conns: DashMap<u64, Arc<Conn>>,
     /// resource id → connections that registered it.
     by_resource: DashMap<String, HashSet<u64>>,
+    /// peer address → connection (the first choice of phase-two routing, found without a scan).
+    by_peer: DashMap<SocketAddr, u64>,
 }
 
 /// Splits a client id `app:ip:port` at the first `:` and the last `:` (TC-BEHAVIOR §1).
@@ -102,12 +136,14 @@ fn split_client_id(client_id: &str) -> Option<(&str, &str, u16)> {
 impl Channels {
     /// Adds a connection.
     pub fn add(&self, conn: Arc<Conn>) {
+        self.by_peer.insert(conn.peer, conn.id);
         self.conns.insert(conn.id, conn);
     }
 
     /// Removes a connection from every index.
     pub fn remove(&self, id: u64) {
         if let Some((_, conn)) = self.conns.remove(&id) {
+            self.by_peer.remove_if(&conn.peer, |_, v| *v == id);
             let resources: Vec<String> = conn.registration().resources.iter().cloned().collect();
             for r in resources {
                 if let Some(mut set) = self.by_resource.get_mut(&r) {
@@ -173,13 +209,19 @@ impl Channels {
             return if branch_type == BranchType::AT { candidates.into_iter().next() } else { None };
         };
         let same_app = |c: &Conn| c.registration().application_id == app;
-        let same_ip = |c: &Conn| c.peer.ip().to_string() == ip;
+        // Compared as addresses (no formatting per candidate); an id whose IP does not parse
+        // matches no connection by IP, as its text would match no formatted address.
+        let parsed: Option<std::net::IpAddr> = ip.parse().ok();
+        let same_ip = |c: &Conn| parsed == Some(c.peer.ip());
         // 1. The very connection, if it is still an RM of that application.
-        if let Some(c) = self.conns.iter().find(|c| c.peer.port() == port && same_ip(c) && c.alive()) {
+        let own = parsed
+            .and_then(|ip| self.by_peer.get(&SocketAddr::new(ip, port)).map(|id| *id))
+            .and_then(|id| self.conns.get(&id).map(|c| Arc::clone(c.value())));
+        if let Some(c) = own.filter(|c| c.alive()) {
             let r = c.registration();
             if r.rm && r.application_id == app {
                 drop(r);
-                return Some(Arc::clone(c.value()));
+                return Some(c);
             }
         }
         // 2. Same application and IP: a connection of the resource, else any RM connection of

@@ -23,7 +23,6 @@ use tracing::{debug, info, warn};
 use super::channels::Conn;
 use super::dispatch::{adapt_for_client, handle_merged, handle_request};
 use super::server::ServerState;
-use crate::coordinator::ClientInfo;
 
 /// Serves one connection until the peer leaves, the connection idles out, a frame cannot be
 /// parsed, or `stop` is cancelled (then requests in hand are finished and answered first).
@@ -128,7 +127,9 @@ pub(super) async fn run(sock: TcpStream, peer: SocketAddr, id: u64, state: Serve
                     () = stop.cancelled() => break,
                     p = Arc::clone(&inflight).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 };
-                handlers.spawn(handle(state.clone(), Arc::clone(&conn), frame, msg, permit));
+                // Boxed: the handler's state machine is kilobytes, and a task moves its future
+                // (into the task cell, out at completion); a box makes those moves a pointer.
+                handlers.spawn(Box::pin(handle(state.clone(), Arc::clone(&conn), frame, msg, permit)));
             }
             other => debug!(msg_type = other.type_code(), "message a TC does not handle; ignored"),
         }
@@ -152,15 +153,8 @@ async fn respond(conn: &Conn, req: &Frame, msg: Message) {
 }
 
 async fn handle(state: ServerState, conn: Arc<Conn>, req: Frame, msg: Message, _permit: OwnedSemaphorePermit) {
-    let (client, version) = {
-        let r = conn.registration();
-        let client = ClientInfo {
-            application_id: r.application_id.clone(),
-            transaction_service_group: r.transaction_service_group.clone(),
-            client_id: format!("{}:{}:{}", r.application_id, conn.peer.ip(), conn.peer.port()),
-        };
-        (client, r.version.clone())
-    };
+    let identity = conn.identity();
+    let (client, version) = (&identity.client, &identity.version);
     let cfg = state.transport.config();
     let metrics = state.metrics.as_deref();
     let resp = match msg {
@@ -203,6 +197,7 @@ fn register(state: &ServerState, conn: &Conn, req: RegisterRequest, rm: bool) ->
             r.transaction_service_group.clone_from(&req.transaction_service_group);
             // seata-go registers its TM as 1.1.0 with no extra data; Java TMs always send lines.
             r.go = !rm && req.version == "1.1.0" && req.extra_data.is_empty();
+            r.identity = None;
         }
         if rm {
             r.rm = true;

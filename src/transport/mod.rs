@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
 use seata_protocol::frame::msg_type;
 use seata_protocol::message::{BranchEndRequest, BranchEndResponse, UndoLogDeleteRequest};
 use seata_protocol::{BranchStatus, BranchType, CodecContext, Frame, Message};
@@ -79,13 +78,18 @@ pub struct Transport {
     next_id: AtomicU32,
     /// Server-wide: an RM may answer on another connection than the request went out on
     /// (PROTOCOL.md §6.7).
-    pending: DashMap<u32, oneshot::Sender<BranchEndResponse>>,
+    pending: crate::fasthash::DashMap<u32, oneshot::Sender<BranchEndResponse>>,
 }
 
 impl Transport {
     /// A transport with no connections yet.
     pub fn new(cfg: TransportConfig) -> Arc<Self> {
-        Arc::new(Transport { cfg, channels: Channels::default(), next_id: AtomicU32::new(0), pending: DashMap::new() })
+        Arc::new(Transport {
+            cfg,
+            channels: Channels::default(),
+            next_id: AtomicU32::new(0),
+            pending: crate::fasthash::dashmap(),
+        })
     }
 
     /// The settings.
