@@ -10,6 +10,9 @@ pub type State = foldhash::quality::RandomState;
 /// A `HashMap` with [`State`].
 pub type HashMap<K, V> = std::collections::HashMap<K, V, State>;
 
+/// A `HashSet` with [`State`].
+pub type HashSet<T> = std::collections::HashSet<T, State>;
+
 /// A `DashMap` with [`State`].
 pub type DashMap<K, V> = dashmap::DashMap<K, V, State>;
 

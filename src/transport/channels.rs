@@ -119,7 +119,7 @@ impl Conn {
 pub struct Channels {
     conns: DashMap<u64, Arc<Conn>>,
     /// resource id → connections that registered it.
-    by_resource: DashMap<String, HashSet<u64>>,
+    by_resource: DashMap<String, crate::fasthash::HashSet<u64>>,
     /// peer address → connection (the first choice of phase-two routing, found without a scan).
     by_peer: DashMap<SocketAddr, u64>,
 }
@@ -201,12 +201,14 @@ impl Channels {
     /// only) any application that registered the resource. SAGA takes any connection of the
     /// resource.
     pub fn select(&self, resource_id: &str, client_id: &str, branch_type: BranchType) -> Option<Arc<Conn>> {
-        let candidates: Vec<Arc<Conn>> = self.with_resource(resource_id).into_iter().filter(|c| c.alive()).collect();
+        let candidates = || -> Vec<Arc<Conn>> {
+            self.with_resource(resource_id).into_iter().filter(|c| c.alive()).collect()
+        };
         if branch_type == BranchType::SAGA {
-            return candidates.into_iter().next();
+            return candidates().into_iter().next();
         }
         let Some((app, ip, port)) = split_client_id(client_id) else {
-            return if branch_type == BranchType::AT { candidates.into_iter().next() } else { None };
+            return if branch_type == BranchType::AT { candidates().into_iter().next() } else { None };
         };
         let same_app = |c: &Conn| c.registration().application_id == app;
         // Compared as addresses (no formatting per candidate); an id whose IP does not parse
@@ -224,6 +226,8 @@ impl Channels {
                 return Some(c);
             }
         }
+        // Only now the resource's connections: the first choice above is the usual answer.
+        let candidates = candidates();
         // 2. Same application and IP: a connection of the resource, else any RM connection of
         //    that application on that IP (Seata's updateChannelsResource makes those eligible).
         if let Some(c) = candidates.iter().find(|c| same_app(c) && same_ip(c)) {
