@@ -201,9 +201,8 @@ impl Channels {
     /// only) any application that registered the resource. SAGA takes any connection of the
     /// resource.
     pub fn select(&self, resource_id: &str, client_id: &str, branch_type: BranchType) -> Option<Arc<Conn>> {
-        let candidates = || -> Vec<Arc<Conn>> {
-            self.with_resource(resource_id).into_iter().filter(|c| c.alive()).collect()
-        };
+        let candidates =
+            || -> Vec<Arc<Conn>> { self.with_resource(resource_id).into_iter().filter(|c| c.alive()).collect() };
         if branch_type == BranchType::SAGA {
             return candidates().into_iter().next();
         }

@@ -161,16 +161,16 @@ async fn handle(state: ServerState, conn: Arc<Conn>, req: Frame, msg: Message, _
         Message::MergedWarpMessage(m) => {
             let started = std::time::Instant::now();
             let batch = cfg.batch_response && version.at_least(1, 5, 0);
-            let r = handle_merged(&state.coordinator, metrics, &client, m, cfg.parallel_merged, batch).await;
+            let r = handle_merged(&state.coordinator, metrics, client, m, cfg.parallel_merged, batch).await;
             if let Some(mx) = metrics {
                 mx.observe_request(seata_protocol::message::type_code::SEATA_MERGE, started.elapsed());
             }
             Some(r)
         }
-        other => handle_request(&state.coordinator, metrics, &client, other).await,
+        other => handle_request(&state.coordinator, metrics, client, other).await,
     };
     if let Some(mut resp) = resp {
-        adapt_for_client(&mut resp, &version);
+        adapt_for_client(&mut resp, version);
         respond(&conn, &req, resp).await;
     }
 }
