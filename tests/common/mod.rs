@@ -1,6 +1,7 @@
 //! Starts real TC nodes on ephemeral ports and drives them with `seata-protocol` clients.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod process;
 pub mod stores;
 
