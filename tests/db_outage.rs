@@ -24,6 +24,10 @@ use common::load::{check, spawn_workers, steady_rm, Ledger};
 use common::mariadb::PrivateMariaDb;
 use common::process::{free_port, wait_listening, ServerProcess, Store, FAST_RECOVERY};
 use common::*;
+use seata_protocol::GlobalStatus;
+use seata_server::config::{DbStoreSettings, Secret};
+use seata_server::store::db::{DbOptions, DbStore};
+use seata_server::store::{GlobalRecord, SessionStore, StoreError, StoreOp};
 
 /// Runs the load, kills the database for `outage`, restarts it, and checks everything.
 async fn outage_under_load(outage: Duration, expect_errors: bool, label: &str) {
@@ -112,4 +116,59 @@ async fn database_killed_and_restarted_under_load() {
 async fn database_down_for_a_while_under_load() {
     let secs: u64 = std::env::var("SEATA_DB_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     outage_under_load(Duration::from_secs(secs), true, "database outage").await;
+}
+
+fn global(n: u64) -> GlobalRecord {
+    GlobalRecord {
+        xid: format!("127.0.0.1:8091:{n}"),
+        transaction_id: i64::try_from(n).unwrap(),
+        status: GlobalStatus::Begin,
+        application_id: APP.into(),
+        transaction_service_group: GROUP.into(),
+        transaction_name: "outage".into(),
+        timeout_ms: 60_000,
+        begin_time_ms: 1,
+        application_data: None,
+    }
+}
+
+/// A write while the database is down fails after about `max-wait` (the pool's wait for a
+/// connection), not after several of them: the writer gives up when no connection comes, so the
+/// callers queued behind the batch get FailedStore instead of waiting for the outage to end.
+/// When the database is back, the same store writes again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_fails_within_max_wait_while_the_database_is_down() {
+    let Some(mut db) = PrivateMariaDb::create().await else { return };
+    db.create_database("seata", "seata", "seata-pw").await;
+    let settings = DbStoreSettings {
+        url: format!("mysql://127.0.0.1:{}/seata", db.port),
+        user: Some("seata".into()),
+        password: Some(Secret::new("seata-pw")),
+        min_conn: 1,
+        max_conn: 4,
+        max_wait: Duration::from_secs(2),
+        ..DbStoreSettings::default()
+    };
+    let options = DbOptions { create_missing_tables: true, ..DbOptions::default() };
+    let store = DbStore::connect(&settings, options).await.expect("store");
+    store.apply(vec![StoreOp::InsertGlobal(global(1))]).await.expect("written while up");
+
+    db.kill9();
+    for n in 2..4 {
+        let started = Instant::now();
+        let err = store.apply(vec![StoreOp::InsertGlobal(global(n))]).await.expect_err("the database is down");
+        let waited = started.elapsed();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert!(waited < Duration::from_millis(3500), "write {n} failed only after {waited:?} (max-wait 2 s)");
+    }
+
+    db.start().await;
+    store.apply(vec![StoreOp::InsertGlobal(global(4))]).await.expect("written again once the database is back");
+    for n in [1, 4] {
+        assert!(store.load(&global(n).xid).await.unwrap().is_some(), "global {n} is there");
+    }
+    for n in [2, 3] {
+        assert!(store.load(&global(n).xid).await.unwrap().is_none(), "failed global {n} is not there");
+    }
+    store.close().await.unwrap();
 }

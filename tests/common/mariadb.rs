@@ -59,10 +59,12 @@ impl PrivateMariaDb {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
         let started = Instant::now();
         let mut init = Command::new(install);
         init.arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", dir.path().join("tmp").display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"])
             .args(SIZES);
         if running_as_root() {
@@ -100,6 +102,7 @@ impl PrivateMariaDb {
             .arg(format!("--datadir={}", self.data().display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .arg(format!("--log-error={}", self.error_log().display()))
             .args([

@@ -659,8 +659,15 @@ impl BatchExecutor for DbExecutor {
                         tracing::debug!(error = %failure.error, attempt = contention, "batch lost a lock race; retrying");
                         tokio::time::sleep(backoff(contention)).await;
                     }
-                    // Nothing was committed: run the batch again on a fresh connection.
-                    Failure::Connection if !failure.committing && reconnects < MAX_RECONNECTS => {
+                    // Nothing was committed: run the batch again on a fresh connection. Not
+                    // when the pool could not give one within `max-wait`: the database is down,
+                    // and waiting again would hold every caller queued behind this batch for
+                    // several times `max-wait` instead of answering FailedStore.
+                    Failure::Connection
+                        if !failure.committing
+                            && reconnects < MAX_RECONNECTS
+                            && !matches!(failure.error, sqlx::Error::PoolTimedOut) =>
+                    {
                         reconnects += 1;
                         tracing::warn!(error = %failure.error, attempt = reconnects, "connection lost during a batch; retrying");
                     }
