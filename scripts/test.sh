@@ -15,12 +15,14 @@ ensure_rust_components() {
 
 # Database servers for the db-mode tests (store.mode: db). Started if installed but stopped,
 # installed from Debian's packages if absent.
+# The binaries are needed even when a server is already running: tests/db_outage.rs starts
+# (and kills) MariaDB servers of its own.
 ensure_mariadb() {
-  if mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then return; fi
-  if ! command -v mariadbd >/dev/null 2>&1; then
+  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
     log "installing MariaDB"
     apt-get update -qq && apt-get install -y -qq mariadb-server >/dev/null
   fi
+  if mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then return; fi
   log "starting MariaDB"
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=root || true
   for _ in $(seq 1 60); do mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && return; sleep 0.5; done
