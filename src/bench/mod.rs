@@ -24,6 +24,7 @@
 //! machine's load; the full tables, the targets and where the time goes are in
 //! `docs/PERFORMANCE.md`.
 
+pub mod dbprobe;
 pub mod echo;
 pub mod hist;
 pub mod proc;
@@ -45,6 +46,9 @@ pub enum BenchError {
     /// Socket setup failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The database of `db-probe` could not be used.
+    #[error("database: {0}")]
+    Db(String),
     /// A worker task panicked or was cancelled.
     #[error("worker task: {0}")]
     Task(String),

@@ -72,6 +72,15 @@ pub struct Report {
     /// Load average (1, 5, 15 min) when the window ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_avg: Option<[f64; 3]>,
+    /// `db-probe`: SQL statements per transaction (`BEGIN` and `COMMIT` not counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statements_per_tx: Option<f64>,
+    /// `db-probe`: commits per transaction (write statements in autocommit mode and `COMMIT`s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commits_per_tx: Option<f64>,
+    /// `db-probe`: round trips to the database per transaction (statements, `BEGIN`, `COMMIT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_trips_per_tx: Option<f64>,
     /// Request frame sizes in bytes (`echo`: the frames it cycles through).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub frame_bytes: Vec<usize>,
@@ -120,6 +129,9 @@ impl Report {
                 "tx/s {t:.0}   committed {}   rolled back {}   aborted {}   conflicts {}   errors {}",
                 self.committed, self.rolled_back, self.aborted, self.conflicts, self.errors_total
             );
+        }
+        if let (Some(s), Some(c), Some(r)) = (self.statements_per_tx, self.commits_per_tx, self.round_trips_per_tx) {
+            let _ = writeln!(o, "per transaction: {s:.2} statements, {c:.2} commits, {r:.2} round trips");
         }
         if !self.errors.is_empty() {
             let _ = writeln!(o, "errors: {:?}", self.errors);

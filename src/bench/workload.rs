@@ -60,7 +60,8 @@ pub enum TxMode {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Server address.
+    /// Server address; several separated by commas (nodes sharing one database): worker `w`
+    /// connects both its TM and its RM to the `w mod n`-th.
     pub addr: String,
     /// Workers; each has a TM and an RM connection and one transaction in flight.
     pub conns: usize,
@@ -141,6 +142,15 @@ impl Options {
         match self.mode {
             TxMode::At => format!("jdbc:mysql://127.0.0.1:3306/bench_{b}"),
             TxMode::Tcc => format!("bench-tcc-action-{b}"),
+        }
+    }
+
+    /// The address worker `worker` connects to.
+    pub fn addr_for(&self, worker: usize) -> &str {
+        let addrs: Vec<&str> = self.addr.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+        match addrs.len() {
+            0 => self.addr.as_str(),
+            n => addrs[worker % n],
         }
     }
 
@@ -286,11 +296,12 @@ struct Conns {
     rm_rx: mpsc::Receiver<ServerRequest>,
 }
 
-async fn connect(opts: &Options) -> Result<Conns, BenchError> {
-    let (mut tm, _) = RpcClient::connect(opts.addr.as_str()).await?;
+async fn connect(opts: &Options, worker: usize) -> Result<Conns, BenchError> {
+    let addr = opts.addr_for(worker);
+    let (mut tm, _) = RpcClient::connect(addr).await?;
     tm.set_timeout(opts.rpc_timeout);
     tm.register_tm(APPLICATION_ID, GROUP, CLIENT_VERSION).await?;
-    let (mut rm, rm_rx) = RpcClient::connect(opts.addr.as_str()).await?;
+    let (mut rm, rm_rx) = RpcClient::connect(addr).await?;
     rm.set_timeout(opts.rpc_timeout);
     let resources: Vec<String> = (0..opts.branches.max(1)).map(|b| opts.resource(b)).collect();
     let refs: Vec<&str> = resources.iter().map(String::as_str).collect();
@@ -636,7 +647,7 @@ pub async fn run(opts: Options) -> Result<Report, BenchError> {
     let opts = Arc::new(opts);
     let async_commit = opts.mode == TxMode::At;
     // Every connection is up and registered before the clock starts.
-    let conns = futures::future::try_join_all((0..opts.conns).map(|_| connect(&opts))).await?;
+    let conns = futures::future::try_join_all((0..opts.conns).map(|w| connect(&opts, w))).await?;
     let live = Arc::new(Live::default());
     let start = Instant::now();
     let (warmup, duration) = if opts.open_only.is_some() {

@@ -31,6 +31,54 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:9091")]
         addr: String,
     },
+    /// The database's ceiling for db mode: writes the rows of AT transactions straight into
+    /// Seata's tables, as seata-server does (`--shape seata`) or group-committed (`--shape
+    /// batched`). Creates the tables if missing.
+    DbProbe(DbProbeArgs),
+}
+
+#[derive(Args, Debug)]
+struct DbProbeArgs {
+    /// The database: mysql://user:pass@host:port/db, postgres://…, or a JDBC URL.
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306/seata_bench")]
+    url: String,
+    /// seata: one autocommit statement at a time, as seata-server; batched: every worker's
+    /// pending step in one transaction of multi-row statements.
+    #[arg(long, value_enum, default_value_t = ProbeShape::Seata)]
+    shape: ProbeShape,
+    /// Workers, one transaction in flight each.
+    #[arg(long, default_value_t = 32)]
+    conns: usize,
+    /// Measured window (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Load before the measured window.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Branches (one row lock each) per transaction.
+    #[arg(long, default_value_t = 2)]
+    branches: usize,
+    /// Batched: writer tasks (one connection each).
+    #[arg(long, default_value_t = 1)]
+    writers: usize,
+    /// Batched: most steps per database transaction.
+    #[arg(long, default_value_t = 256)]
+    max_batch: usize,
+    /// Print only the JSON line.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ProbeShape {
+    Seata,
+    Batched,
 }
 
 #[derive(Args, Debug)]
@@ -69,7 +117,8 @@ struct Common {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// The TC's address.
+    /// The TC's address; several separated by commas (nodes on one database): the workers are
+    /// spread over them, each with its TM and RM on the same node.
     #[arg(long, default_value = "127.0.0.1:8091")]
     addr: String,
     #[command(flatten)]
@@ -159,6 +208,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.cmd {
         Some(Cmd::Echo(e)) => e.common.threads,
+        Some(Cmd::DbProbe(p)) => p.threads,
         _ => cli.run.common.threads,
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -182,6 +232,23 @@ fn main() -> ExitCode {
                 })
                 .await;
                 Ok(None)
+            }
+            Some(Cmd::DbProbe(p)) => {
+                let opts = bench::dbprobe::ProbeOptions {
+                    url: p.url,
+                    conns: p.conns,
+                    duration: p.duration,
+                    warmup: p.warmup,
+                    branches: p.branches,
+                    shape: match p.shape {
+                        ProbeShape::Seata => bench::dbprobe::Shape::Seata,
+                        ProbeShape::Batched => bench::dbprobe::Shape::Batched,
+                    },
+                    writers: p.writers,
+                    max_batch: p.max_batch,
+                    progress: !p.quiet,
+                };
+                bench::dbprobe::run(opts).await.map(|r| Some((r, p.json)))
             }
             Some(Cmd::Echo(e)) => {
                 let external = e.addr.is_some();
@@ -236,6 +303,8 @@ mod tests {
         assert!(c.cmd.is_none() && c.run.common.json && c.run.common.conns == 4);
         let c = Cli::try_parse_from(["seata-bench", "echo", "--conns", "8"]).unwrap();
         assert!(matches!(c.cmd, Some(Cmd::Echo(EchoArgs { addr: None, .. }))));
+        let c = Cli::try_parse_from(["seata-bench", "db-probe", "--shape", "batched", "--conns", "8"]).unwrap();
+        assert!(matches!(c.cmd, Some(Cmd::DbProbe(DbProbeArgs { shape: ProbeShape::Batched, conns: 8, .. }))));
     }
 
     impl Cli {

@@ -11,7 +11,7 @@
 //!
 //! The design, the statements issued and the limits are in `docs/DB.md`.
 
-mod conn;
+pub(crate) mod conn;
 mod distributed;
 mod locks;
 pub mod schema;
