@@ -820,6 +820,6 @@ mod tests {
         assert_eq!(pg.delete_by_xid("lock_table", 4), "DELETE FROM lock_table WHERE xid = ANY($1)");
         assert!(pg
             .insert_branches(2)
-            .ends_with("($12, $13, $14, $15, $16, $17, $18, $19, $20, clock_timestamp(), clock_timestamp())"));
+            .ends_with("($10, $11, $12, $13, $14, $15, $16, $17, $18, clock_timestamp(), clock_timestamp())"));
     }
 }
