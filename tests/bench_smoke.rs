@@ -1,13 +1,18 @@
 //! Smoke test of the load generator: the bench library against a node started in this process
-//! (embedded file store on a temp dir). It asserts that transactions complete without errors, and
-//! nothing about speed.
+//! (embedded file store on a temp dir; db mode on a throw-away MariaDB database), and the
+//! database probe. It asserts that transactions complete without errors, and nothing about speed.
+//! The db-mode tests are skipped when MariaDB cannot be reached, unless `CI=true`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use seata_server::app::{Node, NodeOptions};
+use seata_server::bench::dbprobe::{ProbeOptions, Shape};
 use seata_server::bench::{self, Options, Report, TxMode};
+use seata_server::lock::LockStore;
+use seata_server::store::db::testing::{Backend, TestDb};
+use seata_server::store::db::{DbLockStore, DbOptions, DbPool, DbStore};
 use seata_server::store::{FileStore, FileStoreOptions, SessionStore};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -24,14 +29,38 @@ struct Server {
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SessionStore> =
+        Arc::new(FileStore::open(dir.path(), FileStoreOptions::default()).await.unwrap());
+    start_on(store, None, dir, 0).await
+}
+
+/// A node in db mode on `db` (node id `node`), sharing the tables with any other node on it.
+async fn start_db(db: &TestDb, node: u16) -> Server {
+    let opts = DbOptions { create_missing_tables: true, ..DbOptions::default() };
+    let pool = DbPool::connect(&db.settings(), &opts).await.expect("connect");
+    let store: Arc<dyn SessionStore> = Arc::new(DbStore::open(pool.clone(), opts.clone()).await.expect("store"));
+    let locks: Arc<dyn LockStore> = Arc::new(DbLockStore::open(pool, &opts).await.expect("locks"));
+    start_on(store, Some(locks), tempfile::tempdir().unwrap(), node).await
+}
+
+async fn start_on(
+    store: Arc<dyn SessionStore>,
+    locks: Option<Arc<dyn LockStore>>,
+    dir: tempfile::TempDir,
+    node: u16,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut opts = NodeOptions::default();
     opts.coordinator.port = addr.port();
+    if node > 0 {
+        opts.coordinator.server_node = node;
+    }
     opts.drain = Some(Duration::from_secs(2));
-    let store: Arc<dyn SessionStore> =
-        Arc::new(FileStore::open(dir.path(), FileStoreOptions::default()).await.unwrap());
-    let node = Node::start(opts, Arc::clone(&store)).await.unwrap();
+    let node = match locks {
+        Some(locks) => Node::start_with(opts, Arc::clone(&store), locks).await.unwrap(),
+        None => Node::start(opts, Arc::clone(&store)).await.unwrap(),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let n = node.clone();
     let task = tokio::spawn(async move {
@@ -135,6 +164,49 @@ async fn echo_ceiling_in_process() {
     assert!(r.completed > 0 && r.errors_total == 0, "{}", r.table());
     assert!(r.rt_per_s.unwrap() > 0.0);
     assert_eq!(r.frame_bytes.len(), 4); // begin, 2 registers, commit
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_mode_at_two_branches_on_two_nodes() {
+    let Some(db) = TestDb::create(Backend::MySql).await else { return };
+    let (a, b) = (start_db(&db, 1).await, start_db(&db, 2).await);
+    // One node, then the workers spread over both nodes of the same database.
+    let r = bench::run(Options { branches: 2, mode: TxMode::At, ..options(a.addr) }).await.unwrap();
+    assert_clean(&r);
+    assert_eq!(r.committed, r.completed);
+    let addr = format!("{},{}", a.addr, b.addr);
+    let r = bench::run(Options { addr, conns: 4, branches: 2, mode: TxMode::At, ..options(a.addr) }).await.unwrap();
+    assert_clean(&r);
+    assert_eq!(r.committed, r.completed);
+    a.shutdown().await;
+    b.shutdown().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_probe_both_shapes() {
+    let Some(db) = TestDb::create(Backend::MySql).await else { return };
+    for shape in [Shape::Seata, Shape::Batched] {
+        let opts = ProbeOptions {
+            url: db.settings().url,
+            conns: 3,
+            duration: Duration::from_millis(1000),
+            warmup: Duration::from_millis(200),
+            shape,
+            writers: 2,
+            ..ProbeOptions::default()
+        };
+        let r = bench::dbprobe::run(opts).await.unwrap();
+        assert!(r.completed > 0, "{shape:?}: {}", r.table());
+        assert_eq!(r.errors_total, 0, "{shape:?}: {}", r.table());
+        assert!(r.statements_per_tx.is_some_and(|s| s > 0.0) && r.commits_per_tx.is_some_and(|c| c > 0.0));
+    }
+    // Every transaction's rows were removed again.
+    for table in ["global_table", "branch_table", "lock_table"] {
+        let rows = db.query_strings(&format!("SELECT {} FROM {table}", db.text("COUNT(*)"))).await;
+        assert_eq!(rows[0][0].as_deref(), Some("0"), "{table}");
+    }
+    db.cleanup().await;
 }
 
 /// Not a test: shows how the store's group commit behaves under the AT scenario (batches and
