@@ -5,12 +5,16 @@
 //! seata-bench --addr 127.0.0.1:8091 --conns 32 --duration 10s --branches 2 --mode at
 //! seata-bench echo --conns 32 --duration 10s            # in-process echo server
 //! seata-bench echo-server --addr 127.0.0.1:9000         # or as its own process
+//! seata-bench db-probe --url mysql://root@127.0.0.1:3306/seata_bench --shape seata|batched
 //! bench/run.sh                                          # everything, into docs/PERFORMANCE.md
+//! bench/run-db.sh                                       # db mode against the database's ceiling
 //! ```
 //!
 //! * [`workload`]: the transaction loop (begin, N branch registers, commit or rollback; the RM
 //!   answers phase two) and what each latency figure measures.
 //! * [`echo`]: the loopback request/response ceiling with the same client and frames.
+//! * [`dbprobe`]: the database's ceiling for db mode's rows, written as seata-server writes them
+//!   or group-committed.
 //! * [`hist`]: bounded-memory latency histograms; [`proc`]: CPU and system calls from `/proc`;
 //!   [`report`]: the table and the JSON line.
 //!
