@@ -58,10 +58,13 @@ hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 # start_server NAME: fresh store dir, spawn, wait for the port. Sets SERVER_PID, PORT,
 # WALL_MS (spawn -> port accepts) and STARTUP_MS (the server's own log line).
+STARTED=0
 start_server() {
     local dir=$WORK/$1
     mkdir -p "$dir"
-    PORT=$(free_port 38091)
+    # A new port range per server: a port the previous server just gave up is not reused.
+    STARTED=$((STARTED + 1))
+    PORT=$(free_port $((38091 + 10 * STARTED)))
     local console
     console=$(free_port $((PORT + 1)))
     local t0

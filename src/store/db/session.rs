@@ -705,8 +705,15 @@ async fn attempt(
 ) -> Result<Attempt, BatchFailure> {
     let fail = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
     let mut tx = pool.begin(None).await.map_err(fail("starting a transaction"))?;
-    let pending: Vec<usize> = (0..batch.len()).filter(|&i| settled.get(i).is_some_and(Option::is_none)).collect();
-    let mut results = Vec::with_capacity(pending.len());
+    let mut pending: Vec<usize> = (0..batch.len()).filter(|&i| settled.get(i).is_some_and(Option::is_none)).collect();
+    // Requests of one kind together, so that they share multi-row statements: arriving from
+    // many connections, a batch interleaves begins, registrations and commits, and in arrival
+    // order its runs of one kind are short. Reordering is safe because the requests of one
+    // session never share a batch (the coordinator writes a session's changes one at a time,
+    // under the session's lock, waiting for each); the order chosen is a session's lifecycle
+    // order anyway.
+    pending.sort_by_key(|&i| kind_rank(&batch[i]));
+    let mut results: Vec<(usize, Result<(), StoreError>)> = Vec::with_capacity(pending.len());
     let mut start = 0;
     while start < pending.len() {
         let kind = pending.get(start).and_then(|&i| merge_kind(&batch[i]));
@@ -727,7 +734,7 @@ async fn attempt(
                 let ops: Vec<&StoreOp> = run.iter().filter_map(|&i| batch[i].first()).collect();
                 if run_merged(&mut tx, sql, kind, &ops).await? {
                     merged.fetch_add(u64::try_from(ops.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
-                    results.extend(run.iter().map(|_| Ok(())));
+                    results.extend(run.iter().map(|&i| (i, Ok(()))));
                 } else {
                     let (left, right) = run.split_at(run.len() / 2);
                     todo.push(right);
@@ -737,7 +744,7 @@ async fn attempt(
             }
             for &index in run {
                 match run_request(&mut tx, sql, &batch[index]).await? {
-                    Outcome::Done(result) => results.push(result),
+                    Outcome::Done(result) => results.push((index, result)),
                     Outcome::Poisoned(error) => {
                         if let Err(e) = tx.rollback().await {
                             tracing::debug!(error = %e, "rollback after an aborted request");
@@ -750,7 +757,22 @@ async fn attempt(
         start = end;
     }
     tx.commit().await.map_err(|error| BatchFailure { error, context: "committing", committing: true })?;
-    Ok(Attempt::Committed(results))
+    // Back to the batch's order, the order the caller matches answers in.
+    results.sort_by_key(|(index, _)| *index);
+    Ok(Attempt::Committed(results.into_iter().map(|(_, result)| result).collect()))
+}
+
+/// Where a request goes in a batch (see [`attempt`]): a session's lifecycle order, requests
+/// that cannot share a statement after the inserts.
+fn kind_rank(request: &[StoreOp]) -> u8 {
+    match merge_kind(request) {
+        Some(MergeKind::InsertGlobal) => 0,
+        Some(MergeKind::InsertBranch) => 1,
+        None => 2,
+        Some(MergeKind::SetGlobalStatus) => 3,
+        Some(MergeKind::RemoveBranch) => 4,
+        Some(MergeKind::RemoveGlobal) => 5,
+    }
 }
 
 /// `run` cut into pieces of power-of-two lengths (largest first) while at least [`MIN_MERGE`]
