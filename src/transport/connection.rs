@@ -16,7 +16,7 @@ use seata_protocol::{Frame, Message, RpcCodec, Version};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -28,7 +28,11 @@ use super::server::ServerState;
 /// parsed, or `stop` is cancelled (then requests in hand are finished and answered first).
 pub(super) async fn run(sock: TcpStream, peer: SocketAddr, id: u64, state: ServerState, stop: CancellationToken) {
     let cfg = state.transport.config().clone();
-    let (mut sink, mut stream) = Framed::new(sock, RpcCodec::new(cfg.max_frame_len)).split();
+    // Owned halves rather than `Framed::split`: the reader and the writer task then never
+    // contend on the lock `split` puts between them (the encoder keeps no state to share).
+    let (read_half, write_half) = sock.into_split();
+    let mut stream = FramedRead::new(read_half, RpcCodec::new(cfg.max_frame_len));
+    let mut sink = FramedWrite::new(write_half, RpcCodec::new(cfg.max_frame_len));
     let (tx, mut rx) = mpsc::channel::<Frame>(cfg.write_queue.max(1));
     let conn = Arc::new(Conn::new(id, peer, tx));
     state.transport.channels().add(Arc::clone(&conn));
@@ -46,11 +50,11 @@ pub(super) async fn run(sock: TcpStream, peer: SocketAddr, id: u64, state: Serve
                     return;
                 }
             }
-            if sink.flush().await.is_err() {
+            if SinkExt::<Frame>::flush(&mut sink).await.is_err() {
                 return;
             }
         }
-        let _ = sink.close().await;
+        let _ = SinkExt::<Frame>::close(&mut sink).await;
     });
 
     let inflight = Arc::new(Semaphore::new(cfg.max_in_flight_per_connection.max(1)));
