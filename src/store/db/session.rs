@@ -6,7 +6,10 @@
 //! operations fails; a request of one operation needs none (a refused statement changes nothing,
 //! and the statements are written so that the usual refusals — a stale compare-and-set, a
 //! duplicate, a missing global — are not database errors on PostgreSQL, where an error would
-//! abort the whole transaction).
+//! abort the whole transaction). Runs of one-operation requests of one kind share a multi-row
+//! statement, written first without a savepoint; if one does not do exactly what its requests
+//! would have done alone, the batch is rolled back and run again with a savepoint around each
+//! multi-row statement, which is then undone and split on a miss (see [`attempt`]).
 //!
 //! Reads (`load`, `load_all`, the paging queries) run on the pool in autocommit mode, except
 //! `load_all`, which reads both tables in one read-only snapshot.
@@ -620,6 +623,9 @@ enum Attempt {
     /// Request `request` failed with `error` and could not be undone alone (PostgreSQL aborts
     /// the whole transaction on an error); nothing of this attempt is written.
     Aborted { request: usize, error: StoreError },
+    /// A multi-row statement written without a savepoint did not do exactly what its requests
+    /// would have done one by one; rolled back, nothing written: run again with savepoints.
+    NeedsSavepoints,
 }
 
 /// Why an attempt failed as a whole: the database error and whether it happened while
@@ -635,8 +641,11 @@ impl BatchExecutor for DbExecutor {
     async fn execute(&mut self, batch: &[Vec<StoreOp>]) -> BatchResult {
         let mut settled: Vec<Option<Result<(), StoreError>>> = vec![None; batch.len()];
         let (mut aborts, mut contention, mut reconnects) = (0, 0, 0);
+        // Multi-row statements run without savepoints until one of them misses (module docs).
+        let mut savepoints = false;
         loop {
-            match attempt(&self.pool, &self.sql, batch, &settled, &self.merged).await {
+            match attempt(&self.pool, &self.sql, batch, &settled, &self.merged, savepoints).await {
+                Ok(Attempt::NeedsSavepoints) => savepoints = true,
                 Ok(Attempt::Committed(results)) => {
                     for (slot, result) in settled.iter_mut().filter(|s| s.is_none()).zip(results) {
                         *slot = Some(result);
@@ -702,6 +711,7 @@ async fn attempt(
     batch: &[Vec<StoreOp>],
     settled: &[Option<Result<(), StoreError>>],
     merged: &AtomicU64,
+    savepoints: bool,
 ) -> Result<Attempt, BatchFailure> {
     let fail = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
     let mut tx = pool.begin(None).await.map_err(fail("starting a transaction"))?;
@@ -732,13 +742,22 @@ async fn attempt(
         while let Some(run) = todo.pop() {
             if let (Some(kind), true) = (kind, run.len() >= MIN_MERGE) {
                 let ops: Vec<&StoreOp> = run.iter().filter_map(|&i| batch[i].first()).collect();
-                if run_merged(&mut tx, sql, kind, &ops).await? {
-                    merged.fetch_add(u64::try_from(ops.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
-                    results.extend(run.iter().map(|&i| (i, Ok(()))));
-                } else {
-                    let (left, right) = run.split_at(run.len() / 2);
-                    todo.push(right);
-                    todo.push(left);
+                match run_merged(&mut tx, sql, kind, &ops, savepoints).await? {
+                    Merged::Written => {
+                        merged.fetch_add(u64::try_from(ops.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+                        results.extend(run.iter().map(|&i| (i, Ok(()))));
+                    }
+                    Merged::Undone => {
+                        let (left, right) = run.split_at(run.len() / 2);
+                        todo.push(right);
+                        todo.push(left);
+                    }
+                    Merged::Missed => {
+                        if let Err(e) = tx.rollback().await {
+                            tracing::debug!(error = %e, "rollback after a missed multi-row write");
+                        }
+                        return Ok(Attempt::NeedsSavepoints);
+                    }
                 }
                 continue;
             }
@@ -823,9 +842,31 @@ fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
 
 /// Writes `ops` (all of `kind`) with multi-row statements in a savepoint. `Ok(false)`: the
 /// statements did not write exactly one row per insert (or failed); they were undone.
-async fn run_merged(tx: &mut Tx, sql: &Statements, kind: MergeKind, ops: &[&StoreOp]) -> Result<bool, BatchFailure> {
+/// How a multi-row write ended.
+enum Merged {
+    /// Every request written as it would have been alone.
+    Written,
+    /// Missed and undone to its savepoint: write the requests in smaller runs.
+    Undone,
+    /// Missed without a savepoint: the transaction must be rolled back.
+    Missed,
+}
+
+/// Writes `ops` (all of `kind`) with one multi-row statement, in a savepoint when `savepoint`.
+/// The statement usually does exactly what the requests would have done one by one; a miss (a
+/// duplicate, a stale status, a missing global) is rare, so by default the two round trips of a
+/// savepoint are saved and a miss costs the batch one more attempt, with savepoints.
+async fn run_merged(
+    tx: &mut Tx,
+    sql: &Statements,
+    kind: MergeKind,
+    ops: &[&StoreOp],
+    savepoint: bool,
+) -> Result<Merged, BatchFailure> {
     let batch_level = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
-    tx.raw("SAVEPOINT merged").await.map_err(batch_level("starting a multi-row write"))?;
+    if savepoint {
+        tx.raw("SAVEPOINT merged").await.map_err(batch_level("starting a multi-row write"))?;
+    }
     let expected = u64::try_from(ops.len()).unwrap_or(u64::MAX);
     let done = match kind {
         MergeKind::InsertGlobal => {
@@ -885,8 +926,10 @@ async fn run_merged(tx: &mut Tx, sql: &Statements, kind: MergeKind, ops: &[&Stor
     };
     match done {
         Ok(true) => {
-            tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("finishing a multi-row write"))?;
-            Ok(true)
+            if savepoint {
+                tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("finishing a multi-row write"))?;
+            }
+            Ok(Merged::Written)
         }
         Err(error) if matches!(Failure::of(&error), Failure::Connection | Failure::Closed | Failure::Contention) => {
             Err(BatchFailure { error, context: "writing several requests", committing: false })
@@ -895,9 +938,12 @@ async fn run_merged(tx: &mut Tx, sql: &Statements, kind: MergeKind, ops: &[&Stor
             if let Err(error) = &other {
                 tracing::debug!(error = %error, "multi-row write failed; writing request by request");
             }
+            if !savepoint {
+                return Ok(Merged::Missed);
+            }
             tx.raw("ROLLBACK TO SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
             tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
-            Ok(false)
+            Ok(Merged::Undone)
         }
     }
 }
