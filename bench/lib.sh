@@ -41,3 +41,13 @@ splice_section() {
     fi
     echo "== wrote $doc" >&2
 }
+# build_bins: a release build, copied to $WORK/bin at once (the target directory may be rebuilt
+# while a script runs); sets BIN.
+build_bins() {
+    echo "== build (release)" >&2
+    cargo build --release --quiet --bin seata-server --bin seata-bench
+    mkdir -p "$WORK/bin"
+    local target=${CARGO_TARGET_DIR:-$ROOT/target}
+    cp "$target/release/seata-server" "$target/release/seata-bench" "$WORK/bin/"
+    BIN=$WORK/bin
+}

@@ -38,7 +38,6 @@ export MYSQL_PWD=${MYSQL_PWD:-}
 PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
 PG_USER=${PG_USER:-root}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 command -v jq >/dev/null || { echo "run-db.sh: jq is needed (apt-get install jq)" >&2; exit 2; }
 command -v mysql >/dev/null || { echo "run-db.sh: the mysql client is needed" >&2; exit 2; }
@@ -67,11 +66,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== build (release)" >&2
-cargo build --release --quiet --bin seata-server --bin seata-bench
-mkdir -p "$WORK/bin"
-cp "$TARGET_DIR/release/seata-server" "$TARGET_DIR/release/seata-bench" "$WORK/bin/"
-BIN=$WORK/bin
+build_bins
 
 
 # start_node NAME NODE_ID DBTYPE JDBC_URL USER: a server in db mode. Sets NODE_PID, NODE_PORT.

@@ -23,7 +23,6 @@ CONNS=${CONNS:-32}
 OPEN_TX=${OPEN_TX:-100000}
 OPEN_CONNS=${OPEN_CONNS:-64}
 STARTS=${STARTS:-5}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 command -v jq >/dev/null || { echo "run.sh: jq is needed (apt-get install jq)" >&2; exit 2; }
 
@@ -37,12 +36,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-echo "== build (release)" >&2
-cargo build --release --quiet --bin seata-server --bin seata-bench
-# Copy the binaries at once: the target directory may be rebuilt while this script runs.
-mkdir -p "$WORK/bin"
-cp "$TARGET_DIR/release/seata-server" "$TARGET_DIR/release/seata-bench" "$WORK/bin/"
-BIN=$WORK/bin
+build_bins
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }

@@ -117,6 +117,62 @@ impl Shared {
 
 pub(crate) type Reply = oneshot::Sender<Result<(), StoreError>>;
 
+/// Answers the callers of a batch of `size` requests from how running it ended (`Err`: it
+/// panicked), counts it, and keeps `Shared::degraded` current. Returns false when the executor
+/// panicked or returned the wrong number of results: the writer must then stop. Shared by this
+/// writer task and the embedded store's writer thread.
+pub(crate) fn settle(
+    shared: &Shared,
+    outcome: std::thread::Result<BatchResult>,
+    size: usize,
+    replies: &mut Vec<Reply>,
+    started: Instant,
+) -> bool {
+    match outcome {
+        Ok(Ok(results)) if results.len() == size => {
+            shared.count_batch(size, false);
+            let degraded = results.iter().any(|r| matches!(r, Err(StoreError::Unavailable { .. })));
+            shared.degraded.store(degraded, Ordering::Release);
+            for (reply, result) in replies.drain(..).zip(results) {
+                let _ = reply.send(result);
+            }
+            tracing::debug!(
+                requests = size,
+                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "store batch committed"
+            );
+            return true;
+        }
+        Ok(Err(e)) => {
+            shared.count_batch(size, true);
+            shared.degraded.store(true, Ordering::Release);
+            tracing::warn!(error = %e, requests = size, "store batch failed");
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return true;
+        }
+        Ok(Ok(results)) => tracing::error!(
+            requests = size,
+            results = results.len(),
+            "store batch returned the wrong number of results; the writer stops"
+        ),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            tracing::error!(requests = size, panic = message, "store writer panicked; it stops");
+        }
+    }
+    shared.count_batch(size, true);
+    for reply in replies.drain(..) {
+        let _ = reply.send(Err(StoreError::WriterStopped));
+    }
+    false
+}
+
 pub(crate) enum Command {
     Apply { ops: Vec<StoreOp>, reply: Reply },
     Close { reply: Reply },
@@ -249,46 +305,7 @@ impl<E: BatchExecutor> Writer<E> {
         let outcome = AssertUnwindSafe(self.executor.execute(ops)).catch_unwind().await;
         let size = ops.len();
         ops.clear();
-        match outcome {
-            Ok(Ok(results)) if results.len() == size => {
-                self.shared.count_batch(size, false);
-                for (reply, result) in replies.drain(..).zip(results) {
-                    let _ = reply.send(result);
-                }
-                tracing::debug!(
-                    requests = size,
-                    elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    "store batch committed"
-                );
-                return true;
-            }
-            Ok(Err(e)) => {
-                self.shared.count_batch(size, true);
-                tracing::warn!(error = %e, requests = size, "store batch failed");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                return true;
-            }
-            Ok(Ok(results)) => tracing::error!(
-                requests = size,
-                results = results.len(),
-                "store executor returned the wrong number of results; the writer stops"
-            ),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("(no message)");
-                tracing::error!(requests = size, panic = message, "store executor panicked; the writer stops");
-            }
-        }
-        self.shared.count_batch(size, true);
-        for reply in replies.drain(..) {
-            let _ = reply.send(Err(StoreError::WriterStopped));
-        }
-        false
+        settle(&self.shared, outcome, size, replies, started)
     }
 
     /// Marks the writer as ended and answers everything still queued with `error`; a pending

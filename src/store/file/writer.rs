@@ -167,7 +167,7 @@ pub(super) fn open_writer(
 // The thread and its handle
 
 // The handle/writer protocol is the generic group-commit writer's.
-use crate::store::group_commit::{Command, Reply, Shared, CLOSED, OPEN, STOPPED};
+use crate::store::group_commit::{settle, Command, Reply, Shared, CLOSED, OPEN, STOPPED};
 
 /// Handle to the writer thread: submit requests, read counters, close.
 pub(super) struct Writer {
@@ -339,51 +339,12 @@ impl Worker {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| batcher.execute(ops)));
         let size = ops.len();
         ops.clear();
-        match outcome {
-            Ok(Ok(results)) if results.len() == size => {
-                self.shared.count_batch(size, false);
-                let degraded = results.iter().any(|r| matches!(r, Err(StoreError::Unavailable { .. })));
-                self.shared.degraded.store(degraded, Ordering::Release);
-                for (reply, result) in replies.drain(..).zip(results) {
-                    let _ = reply.send(result);
-                }
-                tracing::debug!(
-                    requests = size,
-                    elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    "store batch committed"
-                );
-                return true;
-            }
-            Ok(Err(e)) => {
-                self.shared.count_batch(size, true);
-                self.shared.degraded.store(true, Ordering::Release);
-                tracing::warn!(error = %e, requests = size, "store batch failed");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                return true;
-            }
-            Ok(Ok(results)) => tracing::error!(
-                requests = size,
-                results = results.len(),
-                "store batch returned the wrong number of results; the writer stops"
-            ),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("(no message)");
-                tracing::error!(requests = size, panic = message, "store writer panicked; it stops");
-                // The connection may be inside a transaction: drop it (SQLite rolls back).
-                self.batcher.conn = None;
-            }
+        let ok = settle(&self.shared, outcome, size, replies, started);
+        if !ok {
+            // The connection may be inside a transaction: drop it (SQLite rolls back).
+            self.batcher.conn = None;
         }
-        self.shared.count_batch(size, true);
-        for reply in replies.drain(..) {
-            let _ = reply.send(Err(StoreError::WriterStopped));
-        }
-        false
+        ok
     }
 
     /// Marks the writer as ended and answers everything still queued with `error`; a pending
