@@ -78,8 +78,21 @@ async fn open_stores(s: &Settings) -> anyhow::Result<(Arc<dyn SessionStore>, Arc
     } else {
         None
     };
-    let sessions: Arc<dyn SessionStore> = match (s.store.session_mode, &pool) {
+    let db_locks = match (s.store.lock_mode, &pool) {
         (StoreMode::Db, Some(pool)) => {
+            Some(DbLockStore::open(pool.clone(), &opts).await.context("opening the db lock store")?)
+        }
+        _ => None,
+    };
+    let sessions: Arc<dyn SessionStore> = match (s.store.session_mode, &pool, &db_locks) {
+        // Sessions and locks in one database: a registration's lock rows and branch row, and a
+        // commit's status and lock release, are each one transaction.
+        (StoreMode::Db, Some(pool), Some(locks)) => Arc::new(
+            DbStore::open_with_locks(pool.clone(), opts.clone(), locks)
+                .await
+                .context("opening the db session store")?,
+        ),
+        (StoreMode::Db, Some(pool), None) => {
             Arc::new(DbStore::open(pool.clone(), opts.clone()).await.context("opening the db session store")?)
         }
         _ => {
@@ -91,11 +104,9 @@ async fn open_stores(s: &Settings) -> anyhow::Result<(Arc<dyn SessionStore>, Arc
             Arc::new(store)
         }
     };
-    let locks: Arc<dyn LockStore> = match (s.store.lock_mode, &pool) {
-        (StoreMode::Db, Some(pool)) => {
-            Arc::new(DbLockStore::open(pool.clone(), &opts).await.context("opening the db lock store")?)
-        }
-        _ => Arc::new(LockTable::new()),
+    let locks: Arc<dyn LockStore> = match db_locks {
+        Some(locks) => Arc::new(locks),
+        None => Arc::new(LockTable::new()),
     };
     Ok((sessions, locks))
 }

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 use seata_server::config::DbStoreSettings;
+use seata_server::lock::{LockOwner, RowLock};
 use seata_server::store::contract::{self, new_branch_id, new_xid, sample_branch, sample_global};
 use seata_server::store::db::testing::{Backend, TestDb};
-use seata_server::store::db::{schema, DbOptions, DbPool, DbStore, Dialect, DistributedLocker};
-use seata_server::store::{SessionStore, StoreError, StoreOp, StoredSession, WriteStats};
+use seata_server::store::db::{schema, DbLockStore, DbOptions, DbPool, DbStore, Dialect, DistributedLocker};
+use seata_server::store::{LockRequest, SessionStore, StoreError, StoreOp, StoredSession, WriteStats};
 
 /// Runs `$body(backend)` as one test per backend.
 macro_rules! on_both {
@@ -47,6 +48,7 @@ on_both!(
     status_queries_page,
     concurrent_requests_share_commits,
     multi_row_writes_keep_per_request_answers,
+    row_locks_commit_with_their_session_change,
     the_pool_recovers_after_connections_are_killed,
     acknowledged_writes_survive_killed_connections,
     session_time_zone_is_honoured,
@@ -639,6 +641,165 @@ async fn multi_row_writes_keep_per_request_answers(backend: Backend) {
         store.stats().requests
     );
     store.close().await.expect("close");
+    db.cleanup().await;
+}
+
+/// A registration as the coordinator sends it when the store holds the locks.
+fn register_locked(xid: &str, branch_id: i64, pks: &[&str], auto_commit: bool) -> Vec<StoreOp> {
+    let rows = pks.iter().map(|pk| RowLock::new("jdbc:mysql://db:3306/orders", "orders", pk)).collect();
+    let owner = LockOwner { xid: xid.to_owned(), transaction_id: 4_242, branch_id };
+    vec![
+        StoreOp::AcquireLocks(LockRequest { owner, rows, auto_commit }),
+        StoreOp::InsertBranch(sample_branch(xid, branch_id)),
+    ]
+}
+
+/// `(pk, xid, branch_id)` of every row of `lock_table`, by pk.
+async fn lock_rows(db: &TestDb) -> Vec<(String, String, String)> {
+    let sql = format!("SELECT pk, xid, {} FROM lock_table ORDER BY pk", db.text("branch_id"));
+    db.query_strings(&sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            let mut r = r.into_iter().map(Option::unwrap_or_default);
+            (r.next().unwrap_or_default(), r.next().unwrap_or_default(), r.next().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// db mode as the server wires it: the session store holds the row locks, so a registration's
+/// lock rows and branch row, a commit's status and lock release, and an end's removal and lock
+/// release are each one request. Checked with concurrent requests (shared batches, multi-row
+/// statements) that collide, re-enter, fail fast, and with a stale status.
+async fn row_locks_commit_with_their_session_change(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let pool = DbPool::connect(&db.settings(), &options()).await.expect("pool");
+    let locks = DbLockStore::open(pool.clone(), &options()).await.expect("lock store");
+    let store = Arc::new(DbStore::open_with_locks(pool.clone(), options(), &locks).await.expect("store"));
+    assert!(store.holds_row_locks());
+
+    let xids: Vec<String> = (0..72).map(|i| new_xid(&format!("lk{i}"))).collect();
+    let begins = xids.iter().map(|x| vec![StoreOp::InsertGlobal(sample_global(x))]).collect();
+    assert!(concurrently(&store, begins).await.iter().all(Result::is_ok));
+
+    // 64 registrations on rows of their own ("a<i>", "b<i>"), and 8 more that each want a row
+    // of one of the first 8 ("a<k>") plus one of their own ("c<k>"): of each pair exactly one wins.
+    let branch_ids: Vec<i64> = xids.iter().map(|_| new_branch_id()).collect();
+    let pk = |p: &str, i: usize| format!("{p}{i:03}");
+    let mut requests = Vec::new();
+    for i in 0..64 {
+        requests.push(register_locked(&xids[i], branch_ids[i], &[&pk("a", i), &pk("b", i)], true));
+    }
+    for k in 0..8 {
+        let i = 64 + k;
+        requests.push(register_locked(&xids[i], branch_ids[i], &[&pk("a", k), &pk("c", k)], true));
+    }
+    let merged_before = store.merged_requests();
+    let answers = concurrently(&store, requests).await;
+    let rows = lock_rows(&db).await;
+    let holder = |pk: &str| rows.iter().find(|r| r.0 == pk).map(|r| r.1.clone());
+    for k in 0..8 {
+        let (first, second) = (&answers[k], &answers[64 + k]);
+        assert!(first.is_ok() != second.is_ok(), "row a{k}: exactly one wins: {first:?} / {second:?}");
+        let loser = if first.is_ok() { 64 + k } else { k };
+        let refused = if first.is_ok() { second } else { first };
+        assert!(matches!(refused, Err(StoreError::LockConflict(c)) if !c.fail_fast), "{refused:?}");
+        let winner = if first.is_ok() { k } else { 64 + k };
+        assert_eq!(holder(&pk("a", k)), Some(xids[winner].clone()));
+        // Nothing of the refused registration was written: no lock row, no branch row.
+        let own = if loser < 64 { pk("b", loser) } else { pk("c", k) };
+        assert_eq!(holder(&own), None, "the loser's other row was not kept");
+        assert!(store.load(&xids[loser]).await.expect("load").expect("stored").branches.is_empty());
+    }
+    for i in 8..64 {
+        assert!(answers[i].is_ok(), "{i}: {:?}", answers[i]);
+        assert_eq!(store.load(&xids[i]).await.expect("load").expect("stored").branches.len(), 1);
+        assert_eq!(holder(&pk("b", i)), Some(xids[i].clone()));
+    }
+    assert_eq!(rows.len(), 64 * 2, "two rows per winner: {rows:?}");
+    assert!(store.merged_requests() > merged_before, "registrations shared multi-row statements");
+
+    // Re-entrant: a second branch of xid 20 takes a row the transaction holds plus a new one.
+    let second = new_branch_id();
+    store.apply(register_locked(&xids[20], second, &[&pk("a", 20), &pk("d", 20)], true)).await.expect("re-entrant");
+    let rows = lock_rows(&db).await;
+    let row = |pk: &str| rows.iter().find(|r| r.0 == pk).cloned().expect("row");
+    assert_eq!(row(&pk("a", 20)).2, branch_ids[20].to_string(), "a held row keeps its first branch");
+    assert_eq!(row(&pk("d", 20)).2, second.to_string());
+
+    // Fail-fast: xid 30 rolls back (its rows marked in the same request as the status).
+    let rollback = vec![
+        StoreOp::MarkLocksRollbacking { xid: xids[30].clone() },
+        StoreOp::UpdateGlobalStatus {
+            xid: xids[30].clone(),
+            expected: Some(GlobalStatus::Begin),
+            status: GlobalStatus::Rollbacking,
+        },
+    ];
+    store.apply(rollback).await.expect("rollback");
+    let late = new_xid("late");
+    store.apply(vec![StoreOp::InsertGlobal(sample_global(&late))]).await.expect("begin");
+    let answer = store.apply(register_locked(&late, new_branch_id(), &[&pk("a", 30)], false)).await;
+    assert!(
+        matches!(&answer, Err(StoreError::LockConflict(c)) if c.fail_fast && c.holder_xid == xids[30]),
+        "{answer:?}"
+    );
+    let answer = store.apply(register_locked(&late, new_branch_id(), &[&pk("a", 30)], true)).await;
+    assert!(matches!(&answer, Err(StoreError::LockConflict(c)) if !c.fail_fast), "{answer:?}");
+
+    // Commits: status and lock release in one request; xid 30's commit expects a stale status
+    // and keeps its locks.
+    let commits = xids
+        .iter()
+        .map(|x| {
+            vec![
+                StoreOp::UpdateGlobalStatus {
+                    xid: x.clone(),
+                    expected: Some(GlobalStatus::Begin),
+                    status: GlobalStatus::AsyncCommitting,
+                },
+                StoreOp::ReleaseLocks { xid: x.clone() },
+            ]
+        })
+        .collect();
+    let answers = concurrently(&store, commits).await;
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 30 {
+            assert!(
+                matches!(answer, Err(StoreError::Conflict { actual: GlobalStatus::Rollbacking, .. })),
+                "{answer:?}"
+            );
+        } else {
+            assert!(answer.is_ok(), "{i}: {answer:?}");
+        }
+    }
+    let rows = lock_rows(&db).await;
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.1 == xids[30]), "only xid 30 holds rows: {rows:?}");
+
+    // Ends: removal and lock release in one request.
+    let mut ends: Vec<Vec<StoreOp>> = xids
+        .iter()
+        .map(|x| vec![StoreOp::ReleaseLocks { xid: x.clone() }, StoreOp::RemoveGlobal { xid: x.clone() }])
+        .collect();
+    ends.push(vec![StoreOp::ReleaseLocks { xid: late.clone() }, StoreOp::RemoveGlobal { xid: late.clone() }]);
+    assert!(concurrently(&store, ends).await.iter().all(Result::is_ok));
+    assert!(lock_rows(&db).await.is_empty());
+    assert!(store.load_all().await.expect("all").is_empty());
+
+    // A store that does not hold the locks refuses lock operations and writes nothing.
+    let plain = DbStore::open(pool.clone(), options()).await.expect("plain store");
+    assert!(!plain.holds_row_locks());
+    let x = new_xid("plain");
+    plain.apply(vec![StoreOp::InsertGlobal(sample_global(&x))]).await.expect("begin");
+    let answer = plain.apply(register_locked(&x, new_branch_id(), &["p1"], true)).await;
+    assert!(matches!(answer, Err(StoreError::Unsupported { .. })), "{answer:?}");
+    assert!(lock_rows(&db).await.is_empty());
+    assert!(plain.load(&x).await.expect("load").expect("stored").branches.is_empty());
+    plain.close().await.expect("close");
+
+    eprintln!("{backend:?}: {:?}, {} merged", store.stats(), store.merged_requests());
+    store.close().await.expect("close");
+    pool.close().await;
     db.cleanup().await;
 }
 

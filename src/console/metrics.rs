@@ -453,6 +453,9 @@ impl SessionStore for TimedStore {
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
     }
+    fn holds_row_locks(&self) -> bool {
+        self.inner.holds_row_locks()
+    }
     async fn scan_due(
         &self,
         now_ms: i64,

@@ -142,6 +142,9 @@ struct Inner {
     cfg: CoordinatorConfig,
     store: Arc<dyn SessionStore>,
     locks: Arc<dyn LockStore>,
+    /// The session store keeps the row locks too (db mode): lock changes go into the same store
+    /// request as the session change they belong to, one durable write for both.
+    locks_in_store: bool,
     rms: Arc<dyn ResourceManagers>,
     sessions: crate::fasthash::DashMap<String, Arc<SessionEntry>>,
     ids: IdGenerator,
@@ -170,12 +173,14 @@ impl Coordinator {
         clock: Clock,
     ) -> Self {
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_phase2.max(1)));
+        let locks_in_store = store.holds_row_locks() && !locks.is_volatile();
         Coordinator {
             inner: Arc::new(Inner {
                 ids: IdGenerator::new(cfg.server_node),
                 cfg,
                 store,
                 locks,
+                locks_in_store,
                 rms,
                 sessions: crate::fasthash::dashmap(),
                 clock,
@@ -196,6 +201,12 @@ impl Coordinator {
     /// The AT row-lock store (read by the console).
     pub fn locks(&self) -> &Arc<dyn LockStore> {
         &self.inner.locks
+    }
+
+    /// True when row-lock changes are written by the session store, in the same request as the
+    /// session change they belong to (db mode with sessions and locks in one database).
+    pub fn locks_in_store(&self) -> bool {
+        self.inner.locks_in_store
     }
 
     /// The store.

@@ -13,9 +13,9 @@ use tracing::{debug, info, warn};
 use super::entry::SessionEntry;
 use super::phase2::Outcome;
 use super::{ClientInfo, Coordinator, TxError};
-use crate::lock::{parse_lock_key_limited, LockOptions, LockOwner};
+use crate::lock::{parse_lock_key_limited, LockError, LockOptions, LockOwner};
 use crate::session::{is_success_end, keeps_locks_when_failed, transaction_id_of, xid_of, GlobalSession};
-use crate::store::{BranchRecord, GlobalRecord, StoreOp};
+use crate::store::{BranchRecord, GlobalRecord, LockRequest, StoreError, StoreOp};
 
 impl Coordinator {
     pub(super) async fn lock_entry<'a>(
@@ -32,6 +32,46 @@ impl Coordinator {
             return Err(e.into());
         }
         Ok(guard)
+    }
+
+    /// Moves a session to `to` and releases its row locks: one store request when the store holds
+    /// the locks, else the status first and the locks after it (a failed release leaves the
+    /// rows until the session's end releases them all).
+    pub(super) async fn transition_releasing(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+        to: GlobalStatus,
+    ) -> Result<(), TxError> {
+        let xid = s.global.xid.clone();
+        if self.inner.locks_in_store {
+            let ops = vec![
+                StoreOp::UpdateGlobalStatus { xid: xid.clone(), expected: Some(s.status()), status: to },
+                StoreOp::ReleaseLocks { xid },
+            ];
+            self.inner.store.apply(ops).await?;
+            entry.set_status(s, to);
+            return Ok(());
+        }
+        self.transition(entry, s, to, vec![]).await?;
+        self.inner.locks.release_global(&xid).await?;
+        Ok(())
+    }
+
+    /// Moves a session from Begin to a rollback status, its row locks marked "rolling back"
+    /// first (TC-BEHAVIOR §2.1 notes), in one store request when the store holds the locks.
+    pub(super) async fn transition_rollbacking(
+        &self,
+        entry: &SessionEntry,
+        s: &mut GlobalSession,
+        to: GlobalStatus,
+    ) -> Result<(), TxError> {
+        let xid = s.global.xid.clone();
+        if self.inner.locks_in_store {
+            return self.transition(entry, s, to, vec![StoreOp::MarkLocksRollbacking { xid }]).await;
+        }
+        self.inner.locks.mark_rollbacking(&xid).await?;
+        self.transition(entry, s, to, vec![]).await
     }
 
     /// Writes `extra` plus the status change to the store, then changes it in memory.
@@ -57,9 +97,17 @@ impl Coordinator {
         status: GlobalStatus,
     ) -> Result<(), TxError> {
         debug_assert!(is_success_end(status));
-        // Locks first: if releasing them fails the session stays and the end is retried.
-        self.inner.locks.release_global(&s.global.xid).await?;
-        self.inner.store.apply(vec![StoreOp::RemoveGlobal { xid: s.global.xid.clone() }]).await?;
+        let xid = s.global.xid.clone();
+        if self.inner.locks_in_store {
+            self.inner
+                .store
+                .apply(vec![StoreOp::ReleaseLocks { xid: xid.clone() }, StoreOp::RemoveGlobal { xid }])
+                .await?;
+        } else {
+            // Locks first: if releasing them fails the session stays and the end is retried.
+            self.inner.locks.release_global(&xid).await?;
+            self.inner.store.apply(vec![StoreOp::RemoveGlobal { xid }]).await?;
+        }
         entry.set_status(s, status);
         s.branches.clear();
         self.forget(&s.global.xid);
@@ -213,7 +261,6 @@ impl Coordinator {
             self.spawn_drive(Arc::clone(entry));
             return Ok(GlobalStatus::TimeoutRollbacking);
         }
-        let xid = s.global.xid.clone();
         if s.branches.is_empty() {
             // Nothing to drive: end now (Seata goes through AsyncCommitting to the same end).
             s.active = false;
@@ -221,16 +268,14 @@ impl Coordinator {
             return Ok(GlobalStatus::Committed);
         }
         if s.can_be_committed_async() {
-            self.transition(entry, &mut s, GlobalStatus::AsyncCommitting, vec![]).await?;
+            self.transition_releasing(entry, &mut s, GlobalStatus::AsyncCommitting).await?;
             s.active = false;
-            self.inner.locks.release_global(&xid).await?;
             drop(s);
             self.spawn_drive(Arc::clone(entry));
             return Ok(GlobalStatus::Committed);
         }
-        self.transition(entry, &mut s, GlobalStatus::Committing, vec![]).await?;
+        self.transition_releasing(entry, &mut s, GlobalStatus::Committing).await?;
         s.active = false;
-        self.inner.locks.release_global(&xid).await?;
         let Some(guard) = entry.try_drive() else {
             return Ok(GlobalStatus::Committing);
         };
@@ -271,9 +316,7 @@ impl Coordinator {
         entry: &SessionEntry,
         s: &mut GlobalSession,
     ) -> Result<(), TxError> {
-        // The locks become "rolling back" before the status (TC-BEHAVIOR §2.1 notes).
-        self.inner.locks.mark_rollbacking(&s.global.xid).await?;
-        self.transition(entry, s, GlobalStatus::TimeoutRollbacking, vec![]).await?;
+        self.transition_rollbacking(entry, s, GlobalStatus::TimeoutRollbacking).await?;
         s.active = false;
         info!(xid = %s.global.xid, "global transaction timed out; rolling back");
         Ok(())
@@ -303,8 +346,7 @@ impl Coordinator {
             s.active = false;
             return Ok(s.status());
         }
-        self.inner.locks.mark_rollbacking(&s.global.xid).await?;
-        self.transition(entry, &mut s, GlobalStatus::Rollbacking, vec![]).await?;
+        self.transition_rollbacking(entry, &mut s, GlobalStatus::Rollbacking).await?;
         s.active = false;
         let Some(guard) = entry.try_drive() else {
             return Ok(GlobalStatus::Rollbacking);
@@ -452,13 +494,20 @@ impl Coordinator {
         let branch_id = self.inner.ids.next_id();
         let transaction_id = s.global.transaction_id;
         let locked = req.branch_type == BranchType::AT && !req.lock_key.trim().is_empty();
+        let mut ops = Vec::with_capacity(2);
         if locked {
             let rows =
                 parse_lock_key_limited(&req.resource_id, &req.lock_key, self.inner.locks.max_rows_per_acquire())?;
             let opts = LockOptions::from_application_data(&req.application_data);
             let owner = LockOwner { xid: req.xid.clone(), transaction_id, branch_id };
-            self.inner.locks.acquire(owner, &rows, opts).await?;
+            if self.inner.locks_in_store {
+                // The lock rows and the branch row commit together (one durable write).
+                ops.push(StoreOp::AcquireLocks(LockRequest { owner, rows, auto_commit: opts.auto_commit }));
+            } else {
+                self.inner.locks.acquire(owner, &rows, opts).await?;
+            }
         }
+        let separate_locks = locked && ops.is_empty();
         let record = BranchRecord {
             branch_id,
             xid: req.xid.clone(),
@@ -471,8 +520,12 @@ impl Coordinator {
             application_data: non_empty(req.application_data),
             lock_key: non_empty(req.lock_key),
         };
-        if let Err(e) = self.inner.store.apply(vec![StoreOp::InsertBranch(record.clone())]).await {
-            if locked {
+        ops.push(StoreOp::InsertBranch(record.clone()));
+        if let Err(e) = self.inner.store.apply(ops).await {
+            if let StoreError::LockConflict(conflict) = e {
+                return Err(LockError::Conflict(conflict).into());
+            }
+            if separate_locks {
                 if let Err(le) = self.inner.locks.release_branch(&req.xid, branch_id).await {
                     warn!(xid = %req.xid, branch_id, error = %le, "could not release the locks of a failed registration");
                 }

@@ -104,6 +104,9 @@ fn apply_one(st: &mut State, op: StoreOp, shared: bool) -> Result<(), StoreError
                 s.branches.retain(|b| b.branch_id != branch_id);
             }
         }
+        StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. } | StoreOp::MarkLocksRollbacking { .. } => {
+            return Err(StoreError::Unsupported { what: "row locks" });
+        }
     }
     Ok(())
 }

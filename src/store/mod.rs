@@ -125,6 +125,35 @@ pub enum StoreOp {
         /// The branch to remove.
         branch_id: i64,
     },
+    /// Takes AT row locks for a branch, with the rules of [`crate::lock::LockTable::acquire`]
+    /// (all or nothing, re-entrant per xid, fail-fast against a rolling-back holder). Fails the
+    /// request with [`StoreError::LockConflict`] when another transaction holds a row. Only for
+    /// stores that keep the row locks ([`SessionStore::holds_row_locks`]); others refuse it with
+    /// [`StoreError::Unsupported`].
+    AcquireLocks(LockRequest),
+    /// Releases every row lock of a global transaction (locks-holding stores only).
+    ReleaseLocks {
+        /// The global transaction.
+        xid: String,
+    },
+    /// Marks every row lock of a global transaction as held by a rollback (locks-holding stores
+    /// only).
+    MarkLocksRollbacking {
+        /// The global transaction.
+        xid: String,
+    },
+}
+
+/// The row locks one branch registration takes ([`StoreOp::AcquireLocks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    /// The registering branch.
+    pub owner: crate::lock::LockOwner,
+    /// The rows, as parsed from the lock key (duplicates allowed; taken once).
+    pub rows: Vec<crate::lock::RowLock>,
+    /// The requester's `autoCommit` option: a conflict with a rolling-back holder is fail-fast
+    /// only when it is false.
+    pub auto_commit: bool,
 }
 
 impl StoreOp {
@@ -133,10 +162,13 @@ impl StoreOp {
         match self {
             StoreOp::InsertGlobal(g) => &g.xid,
             StoreOp::InsertBranch(b) => &b.xid,
+            StoreOp::AcquireLocks(r) => &r.owner.xid,
             StoreOp::UpdateGlobalStatus { xid, .. }
             | StoreOp::RemoveGlobal { xid }
             | StoreOp::UpdateBranch { xid, .. }
-            | StoreOp::RemoveBranch { xid, .. } => xid,
+            | StoreOp::RemoveBranch { xid, .. }
+            | StoreOp::ReleaseLocks { xid }
+            | StoreOp::MarkLocksRollbacking { xid } => xid,
         }
     }
 }
@@ -210,6 +242,17 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// Another global transaction holds one of the rows of a [`StoreOp::AcquireLocks`]; nothing
+    /// of the request was written.
+    #[error("global lock conflict on {}", .0.row_key)]
+    LockConflict(crate::lock::LockConflict),
+    /// The store does not keep what the operation names (row locks in a store that does not
+    /// hold them); nothing of the request was written.
+    #[error("this store does not keep {what}")]
+    Unsupported {
+        /// What it does not keep.
+        what: &'static str,
+    },
     /// The writer stopped after an internal fault (logged); nothing more is written until the
     /// store is opened again.
     #[error("session store writer stopped")]
@@ -241,6 +284,8 @@ impl StoreError {
                 | StoreError::NotFound { .. }
                 | StoreError::Duplicate { .. }
                 | StoreError::TooLarge { .. }
+                | StoreError::LockConflict(_)
+                | StoreError::Unsupported { .. }
         )
     }
 }
@@ -304,9 +349,12 @@ impl StoreLimits {
                 xid(x)?;
                 data(application_data)
             }
+            StoreOp::AcquireLocks(r) => xid(&r.owner.xid),
             StoreOp::UpdateGlobalStatus { xid: x, .. }
             | StoreOp::RemoveGlobal { xid: x }
-            | StoreOp::RemoveBranch { xid: x, .. } => xid(x),
+            | StoreOp::RemoveBranch { xid: x, .. }
+            | StoreOp::ReleaseLocks { xid: x }
+            | StoreOp::MarkLocksRollbacking { xid: x } => xid(x),
         }
     }
 }
@@ -403,6 +451,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Counters of the writer, for metrics; `None` if the backend keeps none.
     fn write_stats(&self) -> Option<WriteStats> {
         None
+    }
+
+    /// True when the store also keeps the AT row locks in the same database, so that
+    /// [`StoreOp::AcquireLocks`], [`StoreOp::ReleaseLocks`] and [`StoreOp::MarkLocksRollbacking`]
+    /// commit together with the session changes of their request (db mode: one durable write per
+    /// registration and per commit instead of two).
+    fn holds_row_locks(&self) -> bool {
+        false
     }
 
     /// True when other processes (other TC nodes, a Java TC) write the same store, so the

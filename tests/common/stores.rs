@@ -57,10 +57,14 @@ impl Fixture {
             Some(db) => {
                 let opts = DbOptions { create_missing_tables: true, ..DbOptions::default() };
                 let pool = DbPool::connect(&db.settings(), &opts).await.expect("connect");
+                // Wired as the server wires db mode (src/main.rs): the session store holds the locks.
+                let locks = DbLockStore::open(pool.clone(), &opts).await.expect("db lock store");
                 let store: Arc<dyn SessionStore> =
-                    Arc::new(DbStore::open(pool.clone(), opts.clone()).await.expect("db session store"));
-                let locks: Arc<dyn LockStore> = Arc::new(DbLockStore::open(pool, &opts).await.expect("db lock store"));
-                start_shared(store, locks, tune).await
+                    Arc::new(DbStore::open_with_locks(pool, opts.clone(), &locks).await.expect("db session store"));
+                let locks: Arc<dyn LockStore> = Arc::new(locks);
+                let server = start_shared(store, locks, tune).await;
+                assert!(server.node.coordinator.locks_in_store(), "db mode writes locks with the sessions");
+                server
             }
         }
     }

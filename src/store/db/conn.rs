@@ -118,6 +118,8 @@ pub(crate) enum Arg<'a> {
     OptStr(Option<&'a str>),
     /// A list of texts: one array on PostgreSQL, one placeholder per element on MySQL.
     StrList(&'a [&'a str]),
+    /// A list of numbers: one array on PostgreSQL, one placeholder per element on MySQL.
+    I64List(&'a [i64]),
 }
 
 fn mysql_query<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, MySql, MySqlArguments> {
@@ -130,6 +132,7 @@ fn mysql_query<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, MySql, MySqlArgu
             Arg::Str(v) => q.bind(v),
             Arg::OptStr(v) => q.bind(v),
             Arg::StrList(list) => list.iter().fold(q, |q, v| q.bind(*v)),
+            Arg::I64List(list) => list.iter().fold(q, |q, v| q.bind(*v)),
         };
     }
     q
@@ -145,6 +148,7 @@ fn pg_query<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, Postgres, PgArgumen
             Arg::Str(v) => q.bind(v),
             Arg::OptStr(v) => q.bind(v),
             Arg::StrList(list) => q.bind(list),
+            Arg::I64List(list) => q.bind(list),
         };
     }
     q

@@ -44,20 +44,25 @@ const MYSQL_KEYS_PER_QUERY: usize = 10_000;
 /// Lock status `Rollbacking` (`lock_table.status`).
 const ROLLBACKING: i64 = 1;
 
+/// The statements on `lock_table`, rendered once for the dialect and table name. Shared with
+/// the session store, which writes lock rows in its own batches when it holds the locks
+/// ([`SessionStore::holds_row_locks`](crate::store::SessionStore::holds_row_locks)).
 #[derive(Debug)]
-struct Statements {
+pub(crate) struct LockSql {
     dialect: Dialect,
     table: String,
     columns: String,
     release_branch: String,
     release_global: String,
     mark_rollbacking: String,
+    /// Column widths, checked before writing.
+    widths: TableInfo,
 }
 
-impl Statements {
-    fn new(dialect: Dialect, table: &str) -> Statements {
+impl LockSql {
+    fn new(dialect: Dialect, table: &str, widths: TableInfo) -> LockSql {
         let s = |sql: String| dialect.sql(&sql);
-        Statements {
+        LockSql {
             dialect,
             table: table.to_owned(),
             columns: format!(
@@ -67,6 +72,7 @@ impl Statements {
             release_branch: s(format!("DELETE FROM {table} WHERE branch_id = ?")),
             release_global: s(format!("DELETE FROM {table} WHERE xid = ?")),
             mark_rollbacking: s(format!("UPDATE {table} SET status = {ROLLBACKING} WHERE xid = ?")),
+            widths,
         }
     }
 
@@ -79,7 +85,7 @@ impl Statements {
         ))
     }
 
-    /// Inserts `count` rows of one branch.
+    /// Inserts `count` rows, each with its own owner.
     fn insert(&self, count: usize) -> String {
         let columns =
             "xid, transaction_id, branch_id, resource_id, table_name, pk, row_key, gmt_create, gmt_modified, status";
@@ -90,11 +96,187 @@ impl Statements {
                 format!("INSERT INTO {} ({columns}) VALUES {}", self.table, vec![row; count.max(1)].join(", "))
             }
             Dialect::Postgres => self.dialect.sql(&format!(
-                "INSERT INTO {} ({columns}) SELECT ?, ?, ?, r, t, p, k, {now}, {now}, 0 \
-                 FROM UNNEST(CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[])) \
-                 AS u(r, t, p, k)",
+                "INSERT INTO {} ({columns}) SELECT x, t, b, r, n, p, k, {now}, {now}, 0 \
+                 FROM UNNEST(CAST(? AS VARCHAR[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), \
+                 CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[])) \
+                 AS u(x, t, b, r, n, p, k)",
                 self.table
             )),
+        }
+    }
+
+    /// Deletes the rows of `count` xids.
+    pub(crate) fn release_globals(&self, count: usize) -> String {
+        self.dialect.sql(&format!("DELETE FROM {} WHERE {}", self.table, self.dialect.in_list("xid", count)))
+    }
+
+    /// Deletes the rows of one xid.
+    pub(crate) fn release_global(&self) -> &str {
+        &self.release_global
+    }
+
+    /// Marks the rows of one xid as held by a rollback.
+    pub(crate) fn mark_rollbacking(&self) -> &str {
+        &self.mark_rollbacking
+    }
+
+    /// Checks the widths of an acquisition's fields against the columns.
+    pub(crate) fn check_widths<'r>(
+        &self,
+        owner: &LockOwner,
+        rows: impl IntoIterator<Item = &'r RowLock>,
+    ) -> Result<(), StoreError> {
+        let bound = |field: &'static str, value: &str| {
+            let len = value.chars().count();
+            match self.widths.width(SeataTable::Lock, field) {
+                Some(max) if len > max => Err(StoreError::TooLarge { field, len, max }),
+                _ => Ok(()),
+            }
+        };
+        bound("xid", &owner.xid)?;
+        for row in rows {
+            bound("row_key", row.row_key())?;
+            bound("resource_id", row.resource_id())?;
+            bound("table_name", row.table_name())?;
+            bound("pk", row.pk())?;
+        }
+        Ok(())
+    }
+
+    /// Inserts `rows` (each with its owner), in chunks of at most [`INSERT_CHUNK`] rows.
+    pub(crate) async fn insert_rows(
+        &self,
+        on: &mut Target<'_>,
+        rows: &[(&LockOwner, &RowLock)],
+    ) -> Result<u64, sqlx::Error> {
+        let mut inserted = 0;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let sql = self.insert(chunk.len());
+            let n = match self.dialect {
+                Dialect::MySql => {
+                    let mut args = Vec::with_capacity(chunk.len() * 7);
+                    for (owner, row) in chunk {
+                        args.extend([
+                            Arg::Str(&owner.xid),
+                            Arg::I64(owner.transaction_id),
+                            Arg::I64(owner.branch_id),
+                            Arg::Str(row.resource_id()),
+                            Arg::Str(row.table_name()),
+                            Arg::Str(row.pk()),
+                            Arg::Str(row.row_key()),
+                        ]);
+                    }
+                    on.execute(&sql, &args).await?
+                }
+                Dialect::Postgres => {
+                    let n = chunk.len();
+                    let (mut xids, mut tids, mut bids) =
+                        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                    let (mut resources, mut tables, mut pks, mut keys) =
+                        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                    for (owner, row) in chunk {
+                        xids.push(owner.xid.as_str());
+                        tids.push(owner.transaction_id);
+                        bids.push(owner.branch_id);
+                        resources.push(row.resource_id());
+                        tables.push(row.table_name());
+                        pks.push(row.pk());
+                        keys.push(row.row_key());
+                    }
+                    let args = [
+                        Arg::StrList(&xids),
+                        Arg::I64List(&tids),
+                        Arg::I64List(&bids),
+                        Arg::StrList(&resources),
+                        Arg::StrList(&tables),
+                        Arg::StrList(&pks),
+                        Arg::StrList(&keys),
+                    ];
+                    on.execute(&sql, &args).await?
+                }
+            };
+            inserted += n;
+        }
+        Ok(inserted)
+    }
+
+    /// The check: holders of `keys`, Rollbacking rows first.
+    async fn holders(&self, on: &mut Target<'_>, keys: &[&str]) -> Result<Vec<Holder>, sqlx::Error> {
+        let chunks: Vec<Vec<&str>> = match self.dialect {
+            Dialect::Postgres => vec![keys.to_vec()],
+            Dialect::MySql => keys.chunks(MYSQL_KEYS_PER_QUERY).map(pad).collect(),
+        };
+        let mut holders = Vec::new();
+        for chunk in &chunks {
+            let query = self.check(chunk.len());
+            let args = [Arg::StrList(chunk)];
+            for row in &on.fetch_all(&query, &args).await? {
+                holders.push(Holder::decode(row)?);
+            }
+        }
+        if chunks.len() > 1 {
+            holders.sort_by_key(|h| std::cmp::Reverse(h.status));
+        }
+        Ok(holders)
+    }
+
+    /// Seata's checked acquisition inside a transaction the caller owns (the session store's
+    /// batch): read the holders, refuse on a row held by another xid (fail-fast when the
+    /// requester runs with `autoCommit=false` and that row is Rollbacking), skip the xid's own
+    /// rows, insert the rest. `Ok(Err(_))` is a conflict: the caller undoes whatever this wrote
+    /// (its savepoint). A duplicate key on insert (another node inserted a row since the check)
+    /// is a conflict too; on PostgreSQL it has aborted the transaction up to that savepoint.
+    pub(crate) async fn acquire_in(
+        &self,
+        tx: &mut Tx,
+        owner: &LockOwner,
+        rows: &[RowLock],
+        auto_commit: bool,
+    ) -> Result<Result<AcquireOutcome, LockConflict>, sqlx::Error> {
+        let wanted = distinct(rows);
+        if wanted.is_empty() {
+            return Ok(Ok(AcquireOutcome::default()));
+        }
+        let keys: Vec<&str> = wanted.iter().map(|r| r.row_key()).collect();
+        let mut on = Target::Tx(tx);
+        let holders = self.holders(&mut on, &keys).await?;
+        if let Some(foreign) = holders.iter().find(|h| h.xid != owner.xid) {
+            return Ok(Err(conflict(foreign, !auto_commit && foreign.status == ROLLBACKING)));
+        }
+        let ours: HashSet<&str> = holders.iter().map(|h| h.row_key.as_str()).collect();
+        let mut fresh: Vec<(&LockOwner, &RowLock)> =
+            wanted.iter().filter(|r| !ours.contains(r.row_key())).map(|r| (owner, *r)).collect();
+        let reentrant = wanted.len() - fresh.len();
+        fresh.sort_by(|a, b| a.1.row_key().cmp(b.1.row_key()));
+        match self.insert_rows(&mut on, &fresh).await {
+            Ok(_) => Ok(Ok(AcquireOutcome { acquired: fresh.len(), reentrant })),
+            Err(e) if Failure::of(&e) == Failure::Duplicate => {
+                let key = fresh.first().map(|(_, r)| r.row_key().to_owned()).unwrap_or_default();
+                Ok(Err(LockConflict { row_key: key, holder_xid: String::new(), holder_branch_id: 0, fail_fast: false }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Where a statement runs: in autocommit mode on the pool, or in a transaction.
+pub(crate) enum Target<'a> {
+    Pool(&'a Pool),
+    Tx(&'a mut Tx),
+}
+
+impl Target<'_> {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        match self {
+            Target::Pool(pool) => pool.execute(sql, args).await,
+            Target::Tx(tx) => tx.execute(sql, args).await,
+        }
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+        match self {
+            Target::Pool(pool) => pool.fetch_all(sql, args).await,
+            Target::Tx(tx) => tx.fetch_all(sql, args).await,
         }
     }
 }
@@ -107,8 +289,7 @@ pub struct DbLockStore {
 
 struct Inner {
     pool: DbPool,
-    sql: Statements,
-    widths: TableInfo,
+    sql: Arc<LockSql>,
     max_rows_per_acquire: usize,
     contention_retries: u32,
 }
@@ -136,13 +317,12 @@ impl DbLockStore {
         let found =
             super::schema::ensure(pool.raw(), &[(SeataTable::Lock, &name)], options.create_missing_tables).await?;
         let widths = found.get(&SeataTable::Lock).cloned().unwrap_or_else(|| TableInfo::seata(SeataTable::Lock));
-        let sql = Statements::new(pool.dialect(), &name.to_string());
+        let sql = Arc::new(LockSql::new(pool.dialect(), &name.to_string(), widths));
         tracing::info!(url = %pool.url(), table = %name, "db lock store opened");
         Ok(DbLockStore {
             inner: Arc::new(Inner {
                 pool,
                 sql,
-                widths,
                 max_rows_per_acquire: options.max_rows_per_acquire,
                 contention_retries: options.contention_retries,
             }),
@@ -230,48 +410,17 @@ impl DbLockStore {
         rows.iter().map(decode_info).collect()
     }
 
-    fn check_widths(&self, owner: &LockOwner, rows: &[&RowLock]) -> Result<(), LockError> {
-        let bound = |field: &'static str, value: &str| {
-            let len = value.chars().count();
-            match self.inner.widths.width(SeataTable::Lock, field) {
-                Some(max) if len > max => Err(LockError::Store(StoreError::TooLarge { field, len, max })),
-                _ => Ok(()),
-            }
-        };
-        bound("xid", &owner.xid)?;
-        for row in rows {
-            bound("row_key", row.row_key())?;
-            bound("resource_id", row.resource_id())?;
-            bound("table_name", row.table_name())?;
-            bound("pk", row.pk())?;
-        }
-        Ok(())
+    /// The statements, for the session store when it holds the locks.
+    pub(crate) fn statements(&self) -> Arc<LockSql> {
+        Arc::clone(&self.inner.sql)
     }
 
-    /// The check: holders of `keys`, Rollbacking rows first.
     async fn holders(&self, tx: Option<&mut Tx>, keys: &[&str]) -> Result<Vec<Holder>, sqlx::Error> {
-        let sql = &self.inner.sql;
-        let chunks: Vec<Vec<&str>> = match sql.dialect {
-            Dialect::Postgres => vec![keys.to_vec()],
-            Dialect::MySql => keys.chunks(MYSQL_KEYS_PER_QUERY).map(pad).collect(),
+        let mut on = match tx {
+            Some(tx) => Target::Tx(tx),
+            None => Target::Pool(self.raw()),
         };
-        let mut holders = Vec::new();
-        let mut tx = tx;
-        for chunk in &chunks {
-            let query = sql.check(chunk.len());
-            let args = [Arg::StrList(chunk)];
-            let rows = match tx.as_deref_mut() {
-                Some(tx) => tx.fetch_all(&query, &args).await?,
-                None => self.raw().fetch_all(&query, &args).await?,
-            };
-            for row in &rows {
-                holders.push(Holder::decode(row)?);
-            }
-        }
-        if chunks.len() > 1 {
-            holders.sort_by_key(|h| std::cmp::Reverse(h.status));
-        }
-        Ok(holders)
+        self.inner.sql.holders(&mut on, keys).await
     }
 
     /// One attempt: check (unless `skip_check`), insert, commit.
@@ -339,51 +488,13 @@ impl DbLockStore {
         Ok(Ok(AcquireOutcome { acquired: fresh.len(), reentrant }))
     }
 
-    /// Inserts the rows in `tx`, or (`None`) as one statement in autocommit mode.
     async fn insert(&self, tx: Option<&mut Tx>, owner: &LockOwner, rows: &[&RowLock]) -> Result<u64, sqlx::Error> {
-        let sql = self.inner.sql.insert(rows.len());
-        match self.inner.sql.dialect {
-            Dialect::MySql => {
-                let mut args = Vec::with_capacity(rows.len() * 7);
-                for row in rows {
-                    args.extend([
-                        Arg::Str(&owner.xid),
-                        Arg::I64(owner.transaction_id),
-                        Arg::I64(owner.branch_id),
-                        Arg::Str(row.resource_id()),
-                        Arg::Str(row.table_name()),
-                        Arg::Str(row.pk()),
-                        Arg::Str(row.row_key()),
-                    ]);
-                }
-                match tx {
-                    Some(tx) => tx.execute(&sql, &args).await,
-                    None => self.raw().execute(&sql, &args).await,
-                }
-            }
-            Dialect::Postgres => {
-                let column = |f: fn(&RowLock) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
-                let (resources, tables, pks, keys) = (
-                    column(RowLock::resource_id),
-                    column(RowLock::table_name),
-                    column(RowLock::pk),
-                    column(RowLock::row_key),
-                );
-                let args = [
-                    Arg::Str(&owner.xid),
-                    Arg::I64(owner.transaction_id),
-                    Arg::I64(owner.branch_id),
-                    Arg::StrList(&resources),
-                    Arg::StrList(&tables),
-                    Arg::StrList(&pks),
-                    Arg::StrList(&keys),
-                ];
-                match tx {
-                    Some(tx) => tx.execute(&sql, &args).await,
-                    None => self.raw().execute(&sql, &args).await,
-                }
-            }
-        }
+        let owned: Vec<(&LockOwner, &RowLock)> = rows.iter().map(|r| (owner, *r)).collect();
+        let mut on = match tx {
+            Some(tx) => Target::Tx(tx),
+            None => Target::Pool(self.raw()),
+        };
+        self.inner.sql.insert_rows(&mut on, &owned).await
     }
 
     /// After a collision: who holds the contested rows now (best effort, for the answer).
@@ -441,13 +552,17 @@ impl Holder {
     }
 }
 
-fn conflict_error(holder: &Holder, fail_fast: bool) -> LockError {
-    LockError::Conflict(LockConflict {
+fn conflict(holder: &Holder, fail_fast: bool) -> LockConflict {
+    LockConflict {
         row_key: holder.row_key.clone(),
         holder_xid: holder.xid.clone(),
         holder_branch_id: holder.branch_id,
         fail_fast,
-    })
+    }
+}
+
+fn conflict_error(holder: &Holder, fail_fast: bool) -> LockError {
+    LockError::Conflict(conflict(holder, fail_fast))
 }
 
 /// The keys padded to a bucket size (powers of two up to 1024, then multiples of 1000) by
@@ -508,7 +623,7 @@ impl LockStore for DbLockStore {
         if wanted.is_empty() {
             return Ok(AcquireOutcome::default());
         }
-        self.check_widths(&owner, &wanted)?;
+        self.inner.sql.check_widths(&owner, wanted.iter().copied()).map_err(LockError::Store)?;
         // The usual case inserts at once and checks only after a collision (module docs).
         let mut skip_check = opts.skip_check_lock || wanted.len() <= INSERT_CHUNK;
         let mut deadlocks = 0;
@@ -602,12 +717,13 @@ mod tests {
 
     #[test]
     fn insert_statements() {
-        let my = Statements::new(Dialect::MySql, "lock_table");
+        let info = || TableInfo::seata(SeataTable::Lock);
+        let my = LockSql::new(Dialect::MySql, "lock_table", info());
         let sql = my.insert(2);
         assert_eq!(sql.matches("NOW(), NOW(), 0)").count(), 2);
         assert_eq!(sql.matches('?').count(), 14);
-        let pg = Statements::new(Dialect::Postgres, "lock_table");
-        assert!(pg.insert(500).contains("UNNEST(CAST($4 AS VARCHAR[])"));
+        let pg = LockSql::new(Dialect::Postgres, "lock_table", info());
+        assert!(pg.insert(500).contains("UNNEST(CAST($1 AS VARCHAR[]), CAST($2 AS BIGINT[])"), "{}", pg.insert(1));
         assert_eq!(
             pg.check(3),
             "SELECT row_key, xid, branch_id, status FROM lock_table WHERE row_key = ANY($1) ORDER BY status DESC"

@@ -22,6 +22,7 @@ use std::time::Duration;
 use seata_protocol::{BranchStatus, BranchType, GlobalStatus};
 
 use super::conn::{store_error, Arg, Dialect, Failure, Pool, Row, Tx};
+use super::locks::{LockSql, Target};
 use super::schema::{SeataTable, TableInfo};
 use super::{DbOptions, DbPool};
 use crate::store::group_commit::{BatchExecutor, BatchResult, GroupCommit};
@@ -74,10 +75,12 @@ struct Statements {
     branch_columns: String,
     global_table: String,
     branch_table: String,
+    /// `lock_table`'s statements when this store holds the row locks.
+    locks: Option<Arc<LockSql>>,
 }
 
 impl Statements {
-    fn new(dialect: Dialect, global: &str, branch: &str) -> Statements {
+    fn new(dialect: Dialect, global: &str, branch: &str, locks: Option<Arc<LockSql>>) -> Statements {
         let now = dialect.now();
         let now6 = dialect.now_micros();
         let s = |sql: String| dialect.sql(&sql);
@@ -131,6 +134,7 @@ impl Statements {
             branch_columns: bcols,
             global_table: global.to_owned(),
             branch_table: branch.to_owned(),
+            locks,
         }
     }
 
@@ -331,6 +335,28 @@ impl DbStore {
     /// `global_table` and `branch_table` exist with Seata's columns, creating them if
     /// `options.create_missing_tables` is set.
     pub async fn open(pool: DbPool, options: DbOptions) -> Result<DbStore, StoreError> {
+        DbStore::open_inner(pool, options, None).await
+    }
+
+    /// Opens the store on the pool of `locks` holding the row locks too: registrations take their
+    /// lock rows and commits release them in the same group-committed transaction as the session
+    /// change ([`SessionStore::holds_row_locks`]). `locks` keeps serving the reads (lock queries,
+    /// the console) and the rare writes outside a request (recovery, the console's deletes).
+    pub async fn open_with_locks(
+        pool: DbPool,
+        options: DbOptions,
+        locks: &super::DbLockStore,
+    ) -> Result<DbStore, StoreError> {
+        if pool.url() != locks.pool().url() || pool.tables() != locks.pool().tables() {
+            return Err(super::conn::config_error(
+                "opening the session store",
+                "the lock store is on another database; it cannot share the session store's transactions",
+            ));
+        }
+        DbStore::open_inner(pool, options, Some(locks.statements())).await
+    }
+
+    async fn open_inner(pool: DbPool, options: DbOptions, locks: Option<Arc<LockSql>>) -> Result<DbStore, StoreError> {
         let names = pool.tables();
         let found = super::schema::ensure(
             pool.raw(),
@@ -340,7 +366,8 @@ impl DbStore {
         .await?;
         let info = |t: SeataTable| found.get(&t).cloned().unwrap_or_else(|| TableInfo::seata(t));
         let widths = Arc::new(Widths { global: info(SeataTable::Global), branch: info(SeataTable::Branch) });
-        let sql = Arc::new(Statements::new(pool.dialect(), &names.global.to_string(), &names.branch.to_string()));
+        let sql =
+            Arc::new(Statements::new(pool.dialect(), &names.global.to_string(), &names.branch.to_string(), locks));
         let merged = Arc::new(AtomicU64::new(0));
         let executor = DbExecutor {
             pool: pool.raw().clone(),
@@ -496,6 +523,16 @@ impl SessionStore for DbStore {
         self.writer.ensure_open()?;
         self.limits.check(&ops)?;
         self.widths.check(&ops)?;
+        for op in &ops {
+            match (op, &self.sql.locks) {
+                (StoreOp::AcquireLocks(r), Some(locks)) => locks.check_widths(&r.owner, &r.rows)?,
+                (
+                    StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. } | StoreOp::MarkLocksRollbacking { .. },
+                    None,
+                ) => return Err(StoreError::Unsupported { what: "row locks" }),
+                _ => {}
+            }
+        }
         if ops.is_empty() {
             return Ok(());
         }
@@ -571,6 +608,10 @@ impl SessionStore for DbStore {
     /// A database may be written by other TC nodes (or a Java TC) at any time.
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn holds_row_locks(&self) -> bool {
+        self.sql.locks.is_some()
     }
 
     async fn scan_due(
@@ -699,12 +740,14 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Runs the requests of `batch` not yet `settled` in one transaction.
 ///
-/// A run of at least [`MIN_MERGE`] consecutive one-operation requests of the same kind (insert
-/// global, insert branch, remove global, remove branch) is written with one multi-row
-/// statement inside a savepoint. If that statement does not do exactly what the requests
-/// would have done one by one (a duplicate, a missing global), it is undone and the run is
-/// written again in halves (down to single requests), so every request still gets its own
-/// answer.
+/// A run of consecutive requests of one [`MergeKind`] is written with multi-row statements, in
+/// pieces of power-of-two sizes. Without `savepoints` (the first attempt) every piece is
+/// merged, down to one request: a piece of one is the request's own statements, minus the
+/// savepoint a request of several operations would need. With `savepoints`, pieces of at least
+/// [`MIN_MERGE`] requests are merged inside a savepoint; if one does not do exactly what its
+/// requests would have done one by one (a duplicate, a missing global, a held row lock), it is
+/// undone and written again in halves (down to single requests, each in its own savepoint), so
+/// every request still gets its own answer.
 async fn attempt(
     pool: &Pool,
     sql: &Statements,
@@ -737,14 +780,15 @@ async fn attempt(
         }
         // Sub-runs still to write, first on top. A merged write that fails is split in halves,
         // so one refused request costs a few extra statements, not one per request.
-        let mut todo = pow2_chunks(pending.get(start..end).unwrap_or_default());
+        let min_merge = if savepoints { MIN_MERGE } else { 1 };
+        let mut todo = pow2_chunks(pending.get(start..end).unwrap_or_default(), min_merge);
         todo.reverse();
         while let Some(run) = todo.pop() {
-            if let (Some(kind), true) = (kind, run.len() >= MIN_MERGE) {
-                let ops: Vec<&StoreOp> = run.iter().filter_map(|&i| batch[i].first()).collect();
-                match run_merged(&mut tx, sql, kind, &ops, savepoints).await? {
+            if let (Some(kind), true) = (kind, run.len() >= min_merge) {
+                let requests: Vec<&[StoreOp]> = run.iter().map(|&i| batch[i].as_slice()).collect();
+                match run_merged(&mut tx, sql, kind, &requests, savepoints).await? {
                     Merged::Written => {
-                        merged.fetch_add(u64::try_from(ops.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+                        merged.fetch_add(u64::try_from(requests.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
                         results.extend(run.iter().map(|&i| (i, Ok(()))));
                     }
                     Merged::Undone => {
@@ -782,25 +826,28 @@ async fn attempt(
 }
 
 /// Where a request goes in a batch (see [`attempt`]): a session's lifecycle order, requests
-/// that cannot share a statement after the inserts.
+/// that cannot share a statement after the inserts; the ones that release row locks before the
+/// ones that take them, so that a row freed in a batch can be taken in the same batch.
 fn kind_rank(request: &[StoreOp]) -> u8 {
     match merge_kind(request) {
         Some(MergeKind::InsertGlobal) => 0,
-        Some(MergeKind::InsertBranch) => 1,
-        None => 2,
-        Some(MergeKind::SetGlobalStatus) => 3,
-        Some(MergeKind::RemoveBranch) => 4,
-        Some(MergeKind::RemoveGlobal) => 5,
+        Some(MergeKind::SetGlobalStatus { releasing: true }) => 1,
+        Some(MergeKind::RemoveGlobal { releasing: true }) => 2,
+        Some(MergeKind::InsertBranch { locked: _ }) => 3,
+        None => 4,
+        Some(MergeKind::SetGlobalStatus { releasing: false }) => 5,
+        Some(MergeKind::RemoveBranch) => 6,
+        Some(MergeKind::RemoveGlobal { releasing: false }) => 7,
     }
 }
 
-/// `run` cut into pieces of power-of-two lengths (largest first) while at least [`MIN_MERGE`]
-/// long, then the rest: few distinct statement shapes, so the prepared-statement caches stay
-/// useful. Halving a failed piece keeps the lengths powers of two.
-fn pow2_chunks(run: &[usize]) -> Vec<&[usize]> {
+/// `run` cut into pieces of power-of-two lengths (largest first) while at least `min` long,
+/// then the rest: few distinct statement shapes, so the prepared-statement caches stay useful.
+/// Halving a failed piece keeps the lengths powers of two.
+fn pow2_chunks(run: &[usize], min: usize) -> Vec<&[usize]> {
     let mut chunks = Vec::new();
     let mut rest = run;
-    while rest.len() >= MIN_MERGE {
+    while rest.len() >= min.max(1) {
         let n = 1usize << (usize::BITS - 1 - rest.len().leading_zeros());
         let (chunk, tail) = rest.split_at(n);
         chunks.push(chunk);
@@ -812,32 +859,63 @@ fn pow2_chunks(run: &[usize]) -> Vec<&[usize]> {
     chunks
 }
 
-/// Fewest requests written with one multi-row statement (below it, the savepoint around the
-/// statement costs more round trips than it saves).
+/// Fewest requests written with one multi-row statement when savepoints are on (below it, the
+/// savepoint around the statement costs more round trips than it saves).
 const MIN_MERGE: usize = 4;
 /// Most requests in one multi-row statement (a power of two).
 const MAX_MERGE: usize = 256;
 
-/// Kinds of one-operation requests that can share a multi-row statement.
+/// Kinds of requests that can share multi-row statements: one operation, or (when the store
+/// holds the row locks) one operation with the lock change of the same transaction that goes
+/// with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MergeKind {
     InsertGlobal,
-    /// Compare-and-set status updates.
-    SetGlobalStatus,
-    InsertBranch,
-    RemoveGlobal,
+    /// Compare-and-set status updates; `releasing`: each also releases its xid's row locks (a
+    /// commit).
+    SetGlobalStatus {
+        releasing: bool,
+    },
+    /// Branch inserts; `locked`: each takes its row locks first (an AT registration).
+    InsertBranch {
+        locked: bool,
+    },
+    /// Session removals; `releasing`: each also releases its xid's row locks.
+    RemoveGlobal {
+        releasing: bool,
+    },
     RemoveBranch,
 }
 
 fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
     match request {
         [StoreOp::InsertGlobal(_)] => Some(MergeKind::InsertGlobal),
-        [StoreOp::UpdateGlobalStatus { expected: Some(_), .. }] => Some(MergeKind::SetGlobalStatus),
-        [StoreOp::InsertBranch(_)] => Some(MergeKind::InsertBranch),
-        [StoreOp::RemoveGlobal { .. }] => Some(MergeKind::RemoveGlobal),
+        [StoreOp::UpdateGlobalStatus { expected: Some(_), .. }] => {
+            Some(MergeKind::SetGlobalStatus { releasing: false })
+        }
+        [StoreOp::UpdateGlobalStatus { expected: Some(_), xid, .. }, StoreOp::ReleaseLocks { xid: released }]
+            if xid == released =>
+        {
+            Some(MergeKind::SetGlobalStatus { releasing: true })
+        }
+        [StoreOp::InsertBranch(_)] => Some(MergeKind::InsertBranch { locked: false }),
+        [StoreOp::AcquireLocks(locks), StoreOp::InsertBranch(b)]
+            if locks.owner.xid == b.xid && locks.owner.branch_id == b.branch_id =>
+        {
+            Some(MergeKind::InsertBranch { locked: true })
+        }
+        [StoreOp::RemoveGlobal { .. }] => Some(MergeKind::RemoveGlobal { releasing: false }),
+        [StoreOp::ReleaseLocks { xid: released }, StoreOp::RemoveGlobal { xid }] if xid == released => {
+            Some(MergeKind::RemoveGlobal { releasing: true })
+        }
         [StoreOp::RemoveBranch { .. }] => Some(MergeKind::RemoveBranch),
         _ => None,
     }
+}
+
+/// The operation of `request` other than its lock change (see [`merge_kind`]).
+fn main_op(request: &[StoreOp]) -> Option<&StoreOp> {
+    request.iter().find(|op| !matches!(op, StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. }))
 }
 
 /// Writes `ops` (all of `kind`) with multi-row statements in a savepoint. `Ok(false)`: the
@@ -860,70 +938,14 @@ async fn run_merged(
     tx: &mut Tx,
     sql: &Statements,
     kind: MergeKind,
-    ops: &[&StoreOp],
+    requests: &[&[StoreOp]],
     savepoint: bool,
 ) -> Result<Merged, BatchFailure> {
     let batch_level = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
     if savepoint {
         tx.raw("SAVEPOINT merged").await.map_err(batch_level("starting a multi-row write"))?;
     }
-    let expected = u64::try_from(ops.len()).unwrap_or(u64::MAX);
-    let done = match kind {
-        MergeKind::InsertGlobal => {
-            let mut args = Vec::with_capacity(ops.len() * 9);
-            for op in ops {
-                if let StoreOp::InsertGlobal(g) = op {
-                    args.extend(global_args(g));
-                }
-            }
-            tx.execute(&sql.insert_globals(ops.len()), &args).await.map(|n| n == expected)
-        }
-        MergeKind::SetGlobalStatus => {
-            let mut args = Vec::with_capacity(ops.len() * 3);
-            for op in ops {
-                if let StoreOp::UpdateGlobalStatus { xid, expected: Some(expected), status } = op {
-                    args.extend([
-                        Arg::Str(xid),
-                        Arg::I16(i16::from(status.code())),
-                        Arg::I16(i16::from(expected.code())),
-                    ]);
-                }
-            }
-            tx.execute(&sql.set_global_statuses(ops.len()), &args).await.map(|n| n == expected)
-        }
-        MergeKind::InsertBranch => {
-            let mut args = Vec::with_capacity(ops.len() * 9);
-            for op in ops {
-                if let StoreOp::InsertBranch(b) = op {
-                    args.extend(branch_args(b));
-                }
-            }
-            tx.execute(&sql.insert_branches(ops.len()), &args).await.map(|n| n == expected)
-        }
-        MergeKind::RemoveGlobal => {
-            let xids: Vec<&str> = ops
-                .iter()
-                .filter_map(|op| match op {
-                    StoreOp::RemoveGlobal { xid } => Some(xid.as_str()),
-                    _ => None,
-                })
-                .collect();
-            let (branches, globals) = sql.remove_globals(xids.len());
-            match tx.execute(&branches, &[Arg::StrList(&xids)]).await {
-                Ok(_) => tx.execute(&globals, &[Arg::StrList(&xids)]).await.map(|_| true),
-                Err(e) => Err(e),
-            }
-        }
-        MergeKind::RemoveBranch => {
-            let mut args = Vec::with_capacity(ops.len() * 2);
-            for op in ops {
-                if let StoreOp::RemoveBranch { xid, branch_id } = op {
-                    args.extend([Arg::Str(xid), Arg::I64(*branch_id)]);
-                }
-            }
-            tx.execute(&sql.remove_branches(ops.len()), &args).await.map(|_| true)
-        }
-    };
+    let done = merged_statements(tx, sql, kind, requests).await;
     match done {
         Ok(true) => {
             if savepoint {
@@ -944,6 +966,105 @@ async fn run_merged(
             tx.raw("ROLLBACK TO SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
             tx.raw("RELEASE SAVEPOINT merged").await.map_err(batch_level("undoing a multi-row write"))?;
             Ok(Merged::Undone)
+        }
+    }
+}
+
+/// The multi-row statements of a merged run; `Ok(true)` when they did exactly what the requests
+/// would have done one by one.
+async fn merged_statements(
+    tx: &mut Tx,
+    sql: &Statements,
+    kind: MergeKind,
+    requests: &[&[StoreOp]],
+) -> Result<bool, sqlx::Error> {
+    let ops: Vec<&StoreOp> = requests.iter().filter_map(|r| main_op(r)).collect();
+    let expected = u64::try_from(ops.len()).unwrap_or(u64::MAX);
+    let xids = || ops.iter().map(|op| op.xid()).collect::<Vec<&str>>();
+    let locks = match kind {
+        MergeKind::SetGlobalStatus { releasing: true }
+        | MergeKind::RemoveGlobal { releasing: true }
+        | MergeKind::InsertBranch { locked: true } => match &sql.locks {
+            Some(locks) => Some(locks),
+            None => return Ok(false), // written one by one, each refused as unsupported
+        },
+        _ => None,
+    };
+    match kind {
+        MergeKind::InsertGlobal => {
+            let mut args = Vec::with_capacity(ops.len() * 9);
+            for op in &ops {
+                if let StoreOp::InsertGlobal(g) = op {
+                    args.extend(global_args(g));
+                }
+            }
+            Ok(tx.execute(&sql.insert_globals(ops.len()), &args).await? == expected)
+        }
+        MergeKind::SetGlobalStatus { .. } => {
+            let mut args = Vec::with_capacity(ops.len() * 3);
+            for op in &ops {
+                if let StoreOp::UpdateGlobalStatus { xid, expected: Some(expected), status } = op {
+                    args.extend([
+                        Arg::Str(xid),
+                        Arg::I16(i16::from(status.code())),
+                        Arg::I16(i16::from(expected.code())),
+                    ]);
+                }
+            }
+            if tx.execute(&sql.set_global_statuses(ops.len()), &args).await? != expected {
+                return Ok(false);
+            }
+            if let Some(locks) = locks {
+                let xids = xids();
+                tx.execute(&locks.release_globals(xids.len()), &[Arg::StrList(&xids)]).await?;
+            }
+            Ok(true)
+        }
+        MergeKind::InsertBranch { .. } => {
+            if let Some(locks) = locks {
+                // Every row of every request in one order (fewer deadlocks with other nodes); a
+                // row held by anyone, or wanted by two requests, makes the insert fail: the run is
+                // then written one by one, with Seata's check.
+                let mut rows: Vec<(&crate::lock::LockOwner, &crate::lock::RowLock)> = Vec::new();
+                for request in requests {
+                    if let Some(StoreOp::AcquireLocks(r)) = request.first() {
+                        let mut seen = std::collections::HashSet::with_capacity(r.rows.len());
+                        rows.extend(r.rows.iter().filter(|row| seen.insert(row.row_key())).map(|row| (&r.owner, row)));
+                    }
+                }
+                rows.sort_by(|a, b| a.1.row_key().cmp(b.1.row_key()));
+                let wanted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+                if locks.insert_rows(&mut Target::Tx(tx), &rows).await? != wanted {
+                    return Ok(false);
+                }
+            }
+            let mut args = Vec::with_capacity(ops.len() * 9);
+            for op in &ops {
+                if let StoreOp::InsertBranch(b) = op {
+                    args.extend(branch_args(b));
+                }
+            }
+            Ok(tx.execute(&sql.insert_branches(ops.len()), &args).await? == expected)
+        }
+        MergeKind::RemoveGlobal { .. } => {
+            let xids = xids();
+            if let Some(locks) = locks {
+                tx.execute(&locks.release_globals(xids.len()), &[Arg::StrList(&xids)]).await?;
+            }
+            let (branches, globals) = sql.remove_globals(xids.len());
+            tx.execute(&branches, &[Arg::StrList(&xids)]).await?;
+            tx.execute(&globals, &[Arg::StrList(&xids)]).await?;
+            Ok(true)
+        }
+        MergeKind::RemoveBranch => {
+            let mut args = Vec::with_capacity(ops.len() * 2);
+            for op in &ops {
+                if let StoreOp::RemoveBranch { xid, branch_id } = op {
+                    args.extend([Arg::Str(xid), Arg::I64(*branch_id)]);
+                }
+            }
+            tx.execute(&sql.remove_branches(ops.len()), &args).await?;
+            Ok(true)
         }
     }
 }
@@ -994,7 +1115,8 @@ enum OpError {
 /// Runs one request, in a savepoint if it has several operations.
 async fn run_request(tx: &mut Tx, sql: &Statements, ops: &[StoreOp]) -> Result<Outcome, BatchFailure> {
     let batch_level = |context: &'static str| move |error| BatchFailure { error, context, committing: false };
-    let savepoint = ops.len() > 1;
+    // An acquisition may write some of its rows before it finds a conflict: always undone alone.
+    let savepoint = ops.len() > 1 || ops.iter().any(|op| matches!(op, StoreOp::AcquireLocks(_)));
     if savepoint {
         tx.raw("SAVEPOINT request").await.map_err(batch_level("starting a request"))?;
     }
@@ -1127,6 +1249,24 @@ async fn apply_op(tx: &mut Tx, sql: &Statements, op: &StoreOp) -> Result<(), OpE
                 .await
                 .map_err(db("removing a branch session"))?;
         }
+        StoreOp::AcquireLocks(r) => {
+            let locks = sql.locks.as_ref().ok_or(OpError::Refused(StoreError::Unsupported { what: "row locks" }))?;
+            match locks.acquire_in(tx, &r.owner, &r.rows, r.auto_commit).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(conflict)) => return Err(OpError::Refused(StoreError::LockConflict(conflict))),
+                Err(e) => return Err(OpError::Db(e, "acquiring row locks")),
+            }
+        }
+        StoreOp::ReleaseLocks { xid } => {
+            let locks = sql.locks.as_ref().ok_or(OpError::Refused(StoreError::Unsupported { what: "row locks" }))?;
+            tx.execute(locks.release_global(), &[Arg::Str(xid)]).await.map_err(db("releasing row locks"))?;
+        }
+        StoreOp::MarkLocksRollbacking { xid } => {
+            let locks = sql.locks.as_ref().ok_or(OpError::Refused(StoreError::Unsupported { what: "row locks" }))?;
+            tx.execute(locks.mark_rollbacking(), &[Arg::Str(xid)])
+                .await
+                .map_err(db("marking row locks as rolling back"))?;
+        }
     }
     Ok(())
 }
@@ -1232,11 +1372,13 @@ mod tests {
     #[test]
     fn runs_are_cut_in_powers_of_two() {
         let run: Vec<usize> = (0..39).collect();
-        let lengths: Vec<usize> = pow2_chunks(&run).iter().map(|c| c.len()).collect();
+        let lengths: Vec<usize> = pow2_chunks(&run, MIN_MERGE).iter().map(|c| c.len()).collect();
         assert_eq!(lengths, vec![32, 4, 3]);
-        assert_eq!(pow2_chunks(&run[..3]).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![3]);
-        assert!(pow2_chunks(&[]).is_empty());
-        let flat: Vec<usize> = pow2_chunks(&run).concat();
+        assert_eq!(pow2_chunks(&run[..3], MIN_MERGE).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![3]);
+        assert!(pow2_chunks(&[], MIN_MERGE).is_empty());
+        let ones: Vec<usize> = pow2_chunks(&run[..7], 1).iter().map(|c| c.len()).collect();
+        assert_eq!(ones, vec![4, 2, 1], "without savepoints every piece is merged");
+        let flat: Vec<usize> = pow2_chunks(&run, MIN_MERGE).concat();
         assert_eq!(flat, run, "order is kept");
     }
 
@@ -1267,7 +1409,7 @@ mod tests {
 
     #[test]
     fn statements_use_the_configured_tables_and_dialect() {
-        let pg = Statements::new(Dialect::Postgres, "tc.g", "tc.b");
+        let pg = Statements::new(Dialect::Postgres, "tc.g", "tc.b", None);
         assert_eq!(
             pg.update_global_cas,
             "UPDATE tc.g SET status = $1, gmt_modified = clock_timestamp() WHERE xid = $2 AND status = $3"
@@ -1275,7 +1417,7 @@ mod tests {
         assert!(pg.insert_branch.ends_with(
             "FROM tc.g WHERE xid = $10 AND (status = 1 OR $11 = 'SAGA') ON CONFLICT (branch_id) DO NOTHING"
         ));
-        let my = Statements::new(Dialect::MySql, "global_table", "branch_table");
+        let my = Statements::new(Dialect::MySql, "global_table", "branch_table", None);
         assert_eq!(
             my.update_global_cas,
             "UPDATE global_table SET status = ?, gmt_modified = NOW() WHERE xid = ? AND status = ?"

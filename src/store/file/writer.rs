@@ -635,6 +635,9 @@ fn apply_op(conn: &Connection, op: &StoreOp, now: i64) -> Result<(), OpError> {
                 params![xid, branch_id],
                 "removing a branch session",
             )?;
+        } // Row locks live in memory in file mode (the coordinator never sends these here).
+        StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. } | StoreOp::MarkLocksRollbacking { .. } => {
+            return Err(OpError::Miss(StoreError::Unsupported { what: "row locks" }));
         }
     }
     Ok(())
