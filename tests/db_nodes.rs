@@ -201,6 +201,50 @@ async fn node_killed_in_phase_two_is_taken_over(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A node commits a transaction it knows only part of: one branch was registered on it, one on
+/// the other node. Its commit (which does not read the branches first when it knows some) is
+/// refused by the store's branch count, re-read, and decided again: both branches get their
+/// commit, through the AsyncCommitting path (AT only) and the Committing path (AT + TCC).
+async fn a_commit_learns_branches_registered_on_the_other_node(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let a = spawn_node(&db, 1).await;
+    let b = spawn_node(&db, 2).await;
+    let tm_a = tm(a.addr).await;
+    let (rm_a, log_a) = rm(a.addr, &[DB]).await;
+    let (rm_b, log_b) = rm(b.addr, &["tcc-a", DB]).await;
+
+    let at_only = begin(&tm_a, 60_000).await;
+    let a1 = register(&rm_a, &at_only, BranchType::AT, DB, "stock:10").await.branch_id;
+    let b1 = register(&rm_b, &at_only, BranchType::AT, DB, "stock:11").await.branch_id;
+    let mixed = begin(&tm_a, 60_000).await;
+    let a2 = register(&rm_a, &mixed, BranchType::AT, DB, "stock:20").await.branch_id;
+    let b2 = register(&rm_b, &mixed, BranchType::TCC, "tcc-a", "").await.branch_id;
+    assert!([a1, b1, a2, b2].iter().all(|&id| id != 0));
+
+    for xid in [&at_only, &mixed] {
+        let r = commit(&tm_a, xid).await;
+        assert_eq!((r.result.is_success(), r.global_status), (true, GlobalStatus::Committed), "{r:?}");
+    }
+    // Phase two goes to any channel of the RM's application (Seata's routing), so the branches
+    // registered on B may be committed through A's RM: what counts is that each of the four
+    // gets its commit exactly once.
+    let all = || {
+        let mut v = log_a.commits();
+        v.extend(log_b.commits());
+        v.sort_unstable();
+        v
+    };
+    let mut want = vec![a1, b1, a2, b2];
+    want.sort_unstable();
+    let done = eventually(15, || all().len() >= 4).await;
+    assert!(done, "A: {:?}, B: {:?}", log_a.events(), log_b.events());
+    assert_eq!(all(), want);
+    assert!(log_a.rollbacks().is_empty() && log_b.rollbacks().is_empty());
+    assert_tables_empty(&db, 10).await;
+    drop((a, b));
+    db.cleanup().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -213,4 +257,8 @@ macro_rules! on_both {
     )*};
 }
 
-on_both!(begin_on_one_node_end_on_the_other, node_killed_in_phase_two_is_taken_over);
+on_both!(
+    begin_on_one_node_end_on_the_other,
+    a_commit_learns_branches_registered_on_the_other_node,
+    node_killed_in_phase_two_is_taken_over
+);

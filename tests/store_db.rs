@@ -49,6 +49,7 @@ on_both!(
     concurrent_requests_share_commits,
     multi_row_writes_keep_per_request_answers,
     row_locks_commit_with_their_session_change,
+    branch_counts_guard_status_changes,
     the_pool_recovers_after_connections_are_killed,
     acknowledged_writes_survive_killed_connections,
     session_time_zone_is_honoured,
@@ -800,6 +801,50 @@ async fn row_locks_commit_with_their_session_change(backend: Backend) {
     eprintln!("{backend:?}: {:?}, {} merged", store.stats(), store.merged_requests());
     store.close().await.expect("close");
     pool.close().await;
+    db.cleanup().await;
+}
+
+/// A status change that expects a number of stored branches (a commit by a node that did not
+/// read the branches first) is refused with `BranchesChanged` when another number is stored,
+/// alone or among many in one batch, and changes nothing then.
+async fn branch_counts_guard_status_changes(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let store = Arc::new(open(&db).await);
+    let xids: Vec<String> = (0..40).map(|i| new_xid(&format!("bc{i}"))).collect();
+    for x in &xids {
+        let ops = vec![
+            StoreOp::InsertGlobal(sample_global(x)),
+            StoreOp::InsertBranch(sample_branch(x, new_branch_id())),
+            StoreOp::InsertBranch(sample_branch(x, new_branch_id())),
+        ];
+        store.apply(ops).await.expect("session with two branches");
+    }
+    let commit = |xid: &str, count| {
+        vec![
+            StoreOp::ExpectBranches { xid: xid.to_owned(), count },
+            StoreOp::UpdateGlobalStatus {
+                xid: xid.to_owned(),
+                expected: Some(GlobalStatus::Begin),
+                status: GlobalStatus::AsyncCommitting,
+            },
+        ]
+    };
+    // Every request but the 7th knows both branches.
+    let requests = xids.iter().enumerate().map(|(i, x)| commit(x, if i == 7 { 1 } else { 2 })).collect();
+    let answers = concurrently(&store, requests).await;
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 7 {
+            assert!(matches!(answer, Err(StoreError::BranchesChanged { expected: 1, actual: 2, .. })), "{answer:?}");
+        } else {
+            assert!(answer.is_ok(), "{i}: {answer:?}");
+        }
+    }
+    assert_eq!(store.load_global(&xids[7]).await.expect("load").map(|g| g.status), Some(GlobalStatus::Begin));
+    let committed = store.query_globals(&[GlobalStatus::AsyncCommitting], 100, 0).await.expect("query");
+    assert_eq!(committed.len(), 39);
+    // Alone, with the right count, it goes through.
+    store.apply(commit(&xids[7], 2)).await.expect("right count");
+    store.close().await.expect("close");
     db.cleanup().await;
 }
 

@@ -44,17 +44,21 @@ impl Coordinator {
         to: GlobalStatus,
     ) -> Result<(), TxError> {
         let xid = s.global.xid.clone();
-        if self.inner.locks_in_store {
-            let ops = vec![
-                StoreOp::UpdateGlobalStatus { xid: xid.clone(), expected: Some(s.status()), status: to },
-                StoreOp::ReleaseLocks { xid },
-            ];
-            self.inner.store.apply(ops).await?;
-            entry.set_status(s, to);
+        let mut ops = Vec::with_capacity(3);
+        if self.shared() {
+            // The branches this node knows must be all there are (see `commit`).
+            let count = u32::try_from(s.branches.len()).unwrap_or(u32::MAX);
+            ops.push(StoreOp::ExpectBranches { xid: xid.clone(), count });
+        }
+        if !self.inner.locks_in_store {
+            self.transition(entry, s, to, ops).await?;
+            self.inner.locks.release_global(&xid).await?;
             return Ok(());
         }
-        self.transition(entry, s, to, vec![]).await?;
-        self.inner.locks.release_global(&xid).await?;
+        ops.push(StoreOp::UpdateGlobalStatus { xid: xid.clone(), expected: Some(s.status()), status: to });
+        ops.push(StoreOp::ReleaseLocks { xid });
+        self.inner.store.apply(ops).await?;
+        entry.set_status(s, to);
         Ok(())
     }
 
@@ -229,10 +233,17 @@ impl Coordinator {
     /// GlobalCommit (TC-BEHAVIOR §3.5, §2.4, §2.8).
     pub async fn commit(&self, xid: &str) -> GlobalEndResponse {
         let op = |e: Arc<SessionEntry>| async move {
-            // The branch list decides phase two: with other nodes registering branches, read it
-            // from the store first (Seata's db mode does the same).
-            if self.shared() && !self.refresh(&e).await? {
-                return Ok(GlobalStatus::Finished);
+            // The branch list decides phase two, and in a shared store other nodes may have
+            // registered branches. Seata's db mode reads the branches first. Here the commit's
+            // status change carries the number of branches this node knows and the store
+            // refuses it when another number is stored; `with_session` then re-reads the session
+            // and decides again. Read first only when no branch is known: such a commit ends the
+            // session at once, with nothing to check it against.
+            if self.shared() {
+                let known = e.lock().await.branches.len();
+                if known == 0 && !self.refresh(&e).await? {
+                    return Ok(GlobalStatus::Finished);
+                }
             }
             self.commit_inner(&e).await
         };

@@ -84,7 +84,11 @@ impl Coordinator {
             TxError::BranchNotFound(..) => return self.shared(),
             _ => return false,
         };
-        self.shared() && matches!(store_err, StoreError::Conflict { .. } | StoreError::NotFound { .. })
+        self.shared()
+            && matches!(
+                store_err,
+                StoreError::Conflict { .. } | StoreError::NotFound { .. } | StoreError::BranchesChanged { .. }
+            )
     }
 
     /// Claims the recovery work of one transaction (shared stores; always granted otherwise).

@@ -104,6 +104,13 @@ fn apply_one(st: &mut State, op: StoreOp, shared: bool) -> Result<(), StoreError
                 s.branches.retain(|b| b.branch_id != branch_id);
             }
         }
+        StoreOp::ExpectBranches { xid, count } => {
+            let actual = st.sessions.get(&xid).map_or(0, |(_, s)| s.branches.len());
+            if actual != count as usize {
+                let actual = u64::try_from(actual).unwrap_or(u64::MAX);
+                return Err(StoreError::BranchesChanged { xid, expected: count, actual });
+            }
+        }
         StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. } | StoreOp::MarkLocksRollbacking { .. } => {
             return Err(StoreError::Unsupported { what: "row locks" });
         }

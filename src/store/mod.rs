@@ -125,6 +125,17 @@ pub enum StoreOp {
         /// The branch to remove.
         branch_id: i64,
     },
+    /// Checks that the store holds exactly `count` branches of `xid`; fails the request with
+    /// [`StoreError::BranchesChanged`] otherwise. Put before a commit's status change by a node
+    /// of a shared store, so that a branch another node registered is never missed without
+    /// reading the branches first (supported by shared stores; others refuse it with
+    /// [`StoreError::Unsupported`]).
+    ExpectBranches {
+        /// The global transaction.
+        xid: String,
+        /// The number of branches the caller knows.
+        count: u32,
+    },
     /// Takes AT row locks for a branch, with the rules of [`crate::lock::LockTable::acquire`]
     /// (all or nothing, re-entrant per xid, fail-fast against a rolling-back holder). Fails the
     /// request with [`StoreError::LockConflict`] when another transaction holds a row. Only for
@@ -168,7 +179,8 @@ impl StoreOp {
             | StoreOp::UpdateBranch { xid, .. }
             | StoreOp::RemoveBranch { xid, .. }
             | StoreOp::ReleaseLocks { xid }
-            | StoreOp::MarkLocksRollbacking { xid } => xid,
+            | StoreOp::MarkLocksRollbacking { xid }
+            | StoreOp::ExpectBranches { xid, .. } => xid,
         }
     }
 }
@@ -242,6 +254,17 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The store holds another number of branches than [`StoreOp::ExpectBranches`] expected:
+    /// another node registered (or removed) one; nothing of the request was written.
+    #[error("global transaction {xid} has {actual} branches stored, expected {expected}")]
+    BranchesChanged {
+        /// The global session.
+        xid: String,
+        /// The number the caller expected.
+        expected: u32,
+        /// The number stored.
+        actual: u64,
+    },
     /// Another global transaction holds one of the rows of a [`StoreOp::AcquireLocks`]; nothing
     /// of the request was written.
     #[error("global lock conflict on {}", .0.row_key)]
@@ -285,6 +308,7 @@ impl StoreError {
                 | StoreError::Duplicate { .. }
                 | StoreError::TooLarge { .. }
                 | StoreError::LockConflict(_)
+                | StoreError::BranchesChanged { .. }
                 | StoreError::Unsupported { .. }
         )
     }
@@ -354,7 +378,8 @@ impl StoreLimits {
             | StoreOp::RemoveGlobal { xid: x }
             | StoreOp::RemoveBranch { xid: x, .. }
             | StoreOp::ReleaseLocks { xid: x }
-            | StoreOp::MarkLocksRollbacking { xid: x } => xid(x),
+            | StoreOp::MarkLocksRollbacking { xid: x }
+            | StoreOp::ExpectBranches { xid: x, .. } => xid(x),
         }
     }
 }

@@ -62,6 +62,7 @@ struct Statements {
     update_global_cas: String,
     update_global: String,
     global_status: String,
+    branch_count: String,
     delete_branches_of: String,
     delete_global: String,
     insert_branch: String,
@@ -104,6 +105,7 @@ impl Statements {
             )),
             update_global: s(format!("UPDATE {global} SET status = ?, gmt_modified = {now} WHERE xid = ?")),
             global_status: s(format!("SELECT status FROM {global} WHERE xid = ?")),
+            branch_count: s(format!("SELECT COUNT(*) AS n FROM {branch} WHERE xid = ?")),
             delete_branches_of: s(format!("DELETE FROM {branch} WHERE xid = ?")),
             delete_global: s(format!("DELETE FROM {global} WHERE xid = ?")),
             // Inserts only if the global row exists and is in Begin (SAGA branches: any status), so a
@@ -154,28 +156,22 @@ impl Statements {
         ))
     }
 
-    /// Compare-and-set of `count` global statuses: (xid, new status, expected status) each.
-    /// Matches one row per update when every expected status is the stored one.
-    fn set_global_statuses(&self, count: usize) -> String {
+    /// Compare-and-set of `count` global statuses from one status to one status: arguments new
+    /// status, the xids (one list), the expected status, and with `counted` the number of
+    /// branches each must have. Matches one row per xid when every stored status (and branch
+    /// count) is the expected one.
+    fn set_global_statuses(&self, count: usize, counted: bool) -> String {
         let now = self.dialect.now();
-        let global = &self.global_table;
-        match self.dialect {
-            Dialect::MySql => {
-                let mut rows = vec!["SELECT ? AS xid, ? AS new_status, ? AS old_status".to_owned()];
-                rows.extend(std::iter::repeat_n("SELECT ?, ?, ?".to_owned(), count.saturating_sub(1)));
-                format!(
-                    "UPDATE {global} g JOIN ({}) v ON g.xid = v.xid AND g.status = v.old_status \
-                     SET g.status = v.new_status, g.gmt_modified = {now}",
-                    rows.join(" UNION ALL ")
-                )
-            }
-            Dialect::Postgres => self.dialect.sql(&format!(
-                "UPDATE {global} g SET status = v.new_status, gmt_modified = {now} \
-                 FROM (VALUES {}) AS v (xid, new_status, old_status) \
-                 WHERE g.xid = v.xid AND g.status = v.old_status",
-                vec!["(?, ?, ?)"; count.max(1)].join(", ")
-            )),
-        }
+        let counted = if counted {
+            format!(" AND (SELECT COUNT(*) FROM {} b WHERE b.xid = g.xid) = ?", self.branch_table)
+        } else {
+            String::new()
+        };
+        self.dialect.sql(&format!(
+            "UPDATE {} g SET status = ?, gmt_modified = {now} WHERE {} AND g.status = ?{counted}",
+            self.global_table,
+            self.dialect.in_list("g.xid", count)
+        ))
     }
 
     /// Inserts `count` branch rows, each only if its global row exists.
@@ -765,7 +761,7 @@ async fn attempt(
     // session never share a batch (the coordinator writes a session's changes one at a time,
     // under the session's lock, waiting for each); the order chosen is a session's lifecycle
     // order anyway.
-    pending.sort_by_key(|&i| kind_rank(&batch[i]));
+    pending.sort_by_key(|&i| (kind_rank(&batch[i]), merge_kind(&batch[i])));
     let mut results: Vec<(usize, Result<(), StoreError>)> = Vec::with_capacity(pending.len());
     let mut start = 0;
     while start < pending.len() {
@@ -831,11 +827,11 @@ async fn attempt(
 fn kind_rank(request: &[StoreOp]) -> u8 {
     match merge_kind(request) {
         Some(MergeKind::InsertGlobal) => 0,
-        Some(MergeKind::SetGlobalStatus { releasing: true }) => 1,
+        Some(MergeKind::SetGlobalStatus { releasing: true, .. }) => 1,
         Some(MergeKind::RemoveGlobal { releasing: true }) => 2,
         Some(MergeKind::InsertBranch { locked: _ }) => 3,
         None => 4,
-        Some(MergeKind::SetGlobalStatus { releasing: false }) => 5,
+        Some(MergeKind::SetGlobalStatus { releasing: false, .. }) => 5,
         Some(MergeKind::RemoveBranch) => 6,
         Some(MergeKind::RemoveGlobal { releasing: false }) => 7,
     }
@@ -868,13 +864,16 @@ const MAX_MERGE: usize = 256;
 /// Kinds of requests that can share multi-row statements: one operation, or (when the store
 /// holds the row locks) one operation with the lock change of the same transaction that goes
 /// with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum MergeKind {
     InsertGlobal,
-    /// Compare-and-set status updates; `releasing`: each also releases its xid's row locks (a
-    /// commit).
+    /// Compare-and-set status updates from `from` to `to`; `releasing`: each also releases its
+    /// xid's row locks (a commit); `branches`: each expects that many stored branches.
     SetGlobalStatus {
         releasing: bool,
+        from: GlobalStatus,
+        to: GlobalStatus,
+        branches: Option<u32>,
     },
     /// Branch inserts; `locked`: each takes its row locks first (an AT registration).
     InsertBranch {
@@ -888,24 +887,34 @@ enum MergeKind {
 }
 
 fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
+    use StoreOp::{AcquireLocks, ExpectBranches, InsertBranch, ReleaseLocks, RemoveGlobal, UpdateGlobalStatus};
+    let set = |releasing, from: &GlobalStatus, to: &GlobalStatus, branches| {
+        Some(MergeKind::SetGlobalStatus { releasing, from: *from, to: *to, branches })
+    };
     match request {
         [StoreOp::InsertGlobal(_)] => Some(MergeKind::InsertGlobal),
-        [StoreOp::UpdateGlobalStatus { expected: Some(_), .. }] => {
-            Some(MergeKind::SetGlobalStatus { releasing: false })
-        }
-        [StoreOp::UpdateGlobalStatus { expected: Some(_), xid, .. }, StoreOp::ReleaseLocks { xid: released }]
+        [UpdateGlobalStatus { expected: Some(from), status, .. }] => set(false, from, status, None),
+        [UpdateGlobalStatus { expected: Some(from), status, xid }, ReleaseLocks { xid: released }]
             if xid == released =>
         {
-            Some(MergeKind::SetGlobalStatus { releasing: true })
+            set(true, from, status, None)
         }
-        [StoreOp::InsertBranch(_)] => Some(MergeKind::InsertBranch { locked: false }),
-        [StoreOp::AcquireLocks(locks), StoreOp::InsertBranch(b)]
-            if locks.owner.xid == b.xid && locks.owner.branch_id == b.branch_id =>
+        [ExpectBranches { xid: counted, count }, UpdateGlobalStatus { expected: Some(from), status, xid }]
+            if xid == counted =>
         {
+            set(false, from, status, Some(*count))
+        }
+        [ExpectBranches { xid: counted, count }, UpdateGlobalStatus { expected: Some(from), status, xid }, ReleaseLocks { xid: released }]
+            if xid == counted && xid == released =>
+        {
+            set(true, from, status, Some(*count))
+        }
+        [InsertBranch(_)] => Some(MergeKind::InsertBranch { locked: false }),
+        [AcquireLocks(locks), InsertBranch(b)] if locks.owner.xid == b.xid && locks.owner.branch_id == b.branch_id => {
             Some(MergeKind::InsertBranch { locked: true })
         }
-        [StoreOp::RemoveGlobal { .. }] => Some(MergeKind::RemoveGlobal { releasing: false }),
-        [StoreOp::ReleaseLocks { xid: released }, StoreOp::RemoveGlobal { xid }] if xid == released => {
+        [RemoveGlobal { .. }] => Some(MergeKind::RemoveGlobal { releasing: false }),
+        [ReleaseLocks { xid: released }, RemoveGlobal { xid }] if xid == released => {
             Some(MergeKind::RemoveGlobal { releasing: true })
         }
         [StoreOp::RemoveBranch { .. }] => Some(MergeKind::RemoveBranch),
@@ -913,9 +922,11 @@ fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
     }
 }
 
-/// The operation of `request` other than its lock change (see [`merge_kind`]).
+/// The operation of `request` other than its lock change and branch count (see [`merge_kind`]).
 fn main_op(request: &[StoreOp]) -> Option<&StoreOp> {
-    request.iter().find(|op| !matches!(op, StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. }))
+    request.iter().find(|op| {
+        !matches!(op, StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. } | StoreOp::ExpectBranches { .. })
+    })
 }
 
 /// Writes `ops` (all of `kind`) with multi-row statements in a savepoint. `Ok(false)`: the
@@ -982,7 +993,7 @@ async fn merged_statements(
     let expected = u64::try_from(ops.len()).unwrap_or(u64::MAX);
     let xids = || ops.iter().map(|op| op.xid()).collect::<Vec<&str>>();
     let locks = match kind {
-        MergeKind::SetGlobalStatus { releasing: true }
+        MergeKind::SetGlobalStatus { releasing: true, .. }
         | MergeKind::RemoveGlobal { releasing: true }
         | MergeKind::InsertBranch { locked: true } => match &sql.locks {
             Some(locks) => Some(locks),
@@ -1000,22 +1011,16 @@ async fn merged_statements(
             }
             Ok(tx.execute(&sql.insert_globals(ops.len()), &args).await? == expected)
         }
-        MergeKind::SetGlobalStatus { .. } => {
-            let mut args = Vec::with_capacity(ops.len() * 3);
-            for op in &ops {
-                if let StoreOp::UpdateGlobalStatus { xid, expected: Some(expected), status } = op {
-                    args.extend([
-                        Arg::Str(xid),
-                        Arg::I16(i16::from(status.code())),
-                        Arg::I16(i16::from(expected.code())),
-                    ]);
-                }
+        MergeKind::SetGlobalStatus { from, to, branches, .. } => {
+            let xids = xids();
+            let mut args = vec![Arg::I16(i16::from(to.code())), Arg::StrList(&xids), Arg::I16(i16::from(from.code()))];
+            if let Some(count) = branches {
+                args.push(Arg::I64(i64::from(count)));
             }
-            if tx.execute(&sql.set_global_statuses(ops.len()), &args).await? != expected {
+            if tx.execute(&sql.set_global_statuses(xids.len(), branches.is_some()), &args).await? != expected {
                 return Ok(false);
             }
             if let Some(locks) = locks {
-                let xids = xids();
                 tx.execute(&locks.release_globals(xids.len()), &[Arg::StrList(&xids)]).await?;
             }
             Ok(true)
@@ -1255,6 +1260,18 @@ async fn apply_op(tx: &mut Tx, sql: &Statements, op: &StoreOp) -> Result<(), OpE
                 Ok(Ok(_)) => {}
                 Ok(Err(conflict)) => return Err(OpError::Refused(StoreError::LockConflict(conflict))),
                 Err(e) => return Err(OpError::Db(e, "acquiring row locks")),
+            }
+        }
+        StoreOp::ExpectBranches { xid, count } => {
+            let rows = tx.fetch_all(&sql.branch_count, &[Arg::Str(xid)]).await.map_err(db("counting branches"))?;
+            let actual = rows.first().map(|r| r.int("n")).transpose().map_err(db("counting branches"))?.flatten();
+            let actual = u64::try_from(actual.unwrap_or(0)).unwrap_or(0);
+            if actual != u64::from(*count) {
+                return Err(OpError::Refused(StoreError::BranchesChanged {
+                    xid: xid.clone(),
+                    expected: *count,
+                    actual,
+                }));
             }
         }
         StoreOp::ReleaseLocks { xid } => {

@@ -639,6 +639,10 @@ fn apply_op(conn: &Connection, op: &StoreOp, now: i64) -> Result<(), OpError> {
         StoreOp::AcquireLocks(_) | StoreOp::ReleaseLocks { .. } | StoreOp::MarkLocksRollbacking { .. } => {
             return Err(OpError::Miss(StoreError::Unsupported { what: "row locks" }));
         }
+        // One node per file store: its memory is complete, nothing to check against.
+        StoreOp::ExpectBranches { .. } => {
+            return Err(OpError::Miss(StoreError::Unsupported { what: "branch counts" }));
+        }
     }
     Ok(())
 }
