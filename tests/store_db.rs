@@ -755,16 +755,18 @@ async fn row_locks_commit_with_their_session_change(backend: Backend) {
         .iter()
         .map(|x| {
             vec![
+                StoreOp::ReleaseLocks { xid: x.clone() },
                 StoreOp::UpdateGlobalStatus {
                     xid: x.clone(),
                     expected: Some(GlobalStatus::Begin),
                     status: GlobalStatus::AsyncCommitting,
                 },
-                StoreOp::ReleaseLocks { xid: x.clone() },
             ]
         })
         .collect();
+    let merged_before = store.merged_requests();
     let answers = concurrently(&store, commits).await;
+    assert!(store.merged_requests() > merged_before, "commits shared multi-row statements");
     for (i, answer) in answers.iter().enumerate() {
         if i == 30 {
             assert!(
@@ -784,7 +786,9 @@ async fn row_locks_commit_with_their_session_change(backend: Backend) {
         .map(|x| vec![StoreOp::ReleaseLocks { xid: x.clone() }, StoreOp::RemoveGlobal { xid: x.clone() }])
         .collect();
     ends.push(vec![StoreOp::ReleaseLocks { xid: late.clone() }, StoreOp::RemoveGlobal { xid: late.clone() }]);
+    let merged_before = store.merged_requests();
     assert!(concurrently(&store, ends).await.iter().all(Result::is_ok));
+    assert!(store.merged_requests() > merged_before, "ends shared multi-row statements");
     assert!(lock_rows(&db).await.is_empty());
     assert!(store.load_all().await.expect("all").is_empty());
 
@@ -881,12 +885,12 @@ async fn two_nodes_contend_for_row_locks(backend: Backend) {
                         held.lock().expect("held").remove(&hot);
                         let commit = vec![
                             StoreOp::ExpectBranches { xid: xid.clone(), count: 1 },
+                            StoreOp::ReleaseLocks { xid: xid.clone() },
                             StoreOp::UpdateGlobalStatus {
                                 xid: xid.clone(),
                                 expected: Some(GlobalStatus::Begin),
                                 status: GlobalStatus::AsyncCommitting,
                             },
-                            StoreOp::ReleaseLocks { xid: xid.clone() },
                         ];
                         store.apply(commit).await?;
                     }

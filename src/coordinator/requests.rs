@@ -50,15 +50,12 @@ impl Coordinator {
             let count = u32::try_from(s.branches.len()).unwrap_or(u32::MAX);
             ops.push(StoreOp::ExpectBranches { xid: xid.clone(), count });
         }
-        if !self.inner.locks_in_store {
-            self.transition(entry, s, to, ops).await?;
-            self.inner.locks.release_global(&xid).await?;
-            return Ok(());
+        if self.inner.locks_in_store {
+            ops.push(StoreOp::ReleaseLocks { xid });
+            return self.transition(entry, s, to, ops).await;
         }
-        ops.push(StoreOp::UpdateGlobalStatus { xid: xid.clone(), expected: Some(s.status()), status: to });
-        ops.push(StoreOp::ReleaseLocks { xid });
-        self.inner.store.apply(ops).await?;
-        entry.set_status(s, to);
+        self.transition(entry, s, to, ops).await?;
+        self.inner.locks.release_global(&xid).await?;
         Ok(())
     }
 

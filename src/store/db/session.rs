@@ -863,7 +863,8 @@ const MAX_MERGE: usize = 256;
 
 /// Kinds of requests that can share multi-row statements: one operation, or (when the store
 /// holds the row locks) one operation with the lock change of the same transaction that goes
-/// with it.
+/// with it, written before it as the coordinator sends them (and with a commit's branch count
+/// first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum MergeKind {
     InsertGlobal,
@@ -894,7 +895,7 @@ fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
     match request {
         [StoreOp::InsertGlobal(_)] => Some(MergeKind::InsertGlobal),
         [UpdateGlobalStatus { expected: Some(from), status, .. }] => set(false, from, status, None),
-        [UpdateGlobalStatus { expected: Some(from), status, xid }, ReleaseLocks { xid: released }]
+        [ReleaseLocks { xid: released }, UpdateGlobalStatus { expected: Some(from), status, xid }]
             if xid == released =>
         {
             set(true, from, status, None)
@@ -904,7 +905,7 @@ fn merge_kind(request: &[StoreOp]) -> Option<MergeKind> {
         {
             set(false, from, status, Some(*count))
         }
-        [ExpectBranches { xid: counted, count }, UpdateGlobalStatus { expected: Some(from), status, xid }, ReleaseLocks { xid: released }]
+        [ExpectBranches { xid: counted, count }, ReleaseLocks { xid: released }, UpdateGlobalStatus { expected: Some(from), status, xid }]
             if xid == counted && xid == released =>
         {
             set(true, from, status, Some(*count))
